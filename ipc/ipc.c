@@ -1,0 +1,328 @@
+/*
+ * The transport-independent layer: argument checks, timeouts, and the run
+ * loop, written once for every transport.
+ */
+#include "ipc/ipc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ipc/shm/shm_transport.h" /* TEMPSTUB */
+#include "ipc/socket/socket_transport.h"
+#include "ipc/transport.h"
+
+/* How long a handler's IPC_SHUTDOWN reply may take to drain before run()
+ * returns anyway: a client that stopped reading must not hold the server. */
+#define IPC_SHUTDOWN_FLUSH_NS (2ull * 1000 * 1000 * 1000)
+
+/* ------------------------------------------------------------------ client */
+
+ipc_client *ipc_client_create_socket(const char *socket_path)
+{
+    if (socket_path == NULL)
+        return NULL;
+    return ipc__socket_client_create(socket_path);
+}
+
+ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients)
+{
+    if (base_name == NULL || max_clients == 0 || max_clients > IPC_SHM_MAX_CLIENTS)
+        return NULL;
+    return ipc__shm_client_create(base_name, max_clients);
+}
+
+int ipc_client_connect(ipc_client *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (c->connected)
+        return -EISCONN;
+    int rc = c->ops->connect(c);
+    c->connected = rc == 0;
+    return rc;
+}
+
+static int ipc__check_buffer(const void *p, size_t len)
+{
+    if (p == NULL && len != 0)
+        return -EFAULT;
+    return 0;
+}
+
+int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeout_ns)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (ipc__check_buffer(data, len) < 0)
+        return -EFAULT;
+    if (len > IPC_MAX_MESSAGE_LIMIT)
+        return -EMSGSIZE;
+    if (!c->connected)
+        return -ENOTCONN;
+    return c->ops->send(c, data, len, ipc__deadline(timeout_ns));
+}
+
+ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeout_ns)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (ipc__check_buffer(buf, max_len) < 0)
+        return -EFAULT;
+    if (!c->connected)
+        return -ENOTCONN;
+    return c->ops->recv(c, buf, max_len, ipc__deadline(timeout_ns));
+}
+
+void ipc_client_close(ipc_client *c)
+{
+    if (c == NULL || !c->connected)
+        return;
+    c->ops->close(c);
+    c->connected = false;
+}
+
+void ipc_client_destroy(ipc_client *c)
+{
+    if (c == NULL)
+        return;
+    ipc_client_close(c);
+    c->ops->destroy(c);
+}
+
+/* ------------------------------------------------------------------ server */
+
+int ipc__server_options_resolve(ipc_server_options *o)
+{
+    if (o->max_message_size == 0)
+        o->max_message_size = IPC_DEFAULT_MAX_MESSAGE;
+    if (o->max_message_size > IPC_MAX_MESSAGE_LIMIT)
+        return -EINVAL;
+    if (o->socket_mode == 0)
+        o->socket_mode = 0600;
+    if (o->socket_mode & ~0777u)
+        return -EINVAL;
+    /* max_pending_output stays 0 for "derived from max_message_size", which
+     * ipc_server_run() may still change. */
+    if (o->ring_size == 0)
+        o->ring_size = (size_t)4 << 20;
+    if (o->ring_size < 4096 || (o->ring_size & (o->ring_size - 1)) != 0 ||
+        o->ring_size > ((size_t)1 << 31))
+        return -EINVAL;
+    if (o->spin_ns == 0)
+        o->spin_ns = 50 * 1000;
+    return 0;
+}
+
+static bool ipc__resolve_copy(const ipc_server_options *in, ipc_server_options *out)
+{
+    if (in != NULL)
+        *out = *in;
+    else
+        memset(out, 0, sizeof(*out));
+    return ipc__server_options_resolve(out) == 0;
+}
+
+ipc_server *ipc_server_create_socket_ex(const char *socket_path, int max_clients,
+                                        const ipc_server_options *options)
+{
+    ipc_server_options o;
+    if (socket_path == NULL || max_clients < 0 || !ipc__resolve_copy(options, &o))
+        return NULL;
+    return ipc__socket_server_create(socket_path, max_clients == 0 ? 16 : max_clients, &o);
+}
+
+ipc_server *ipc_server_create_socket(const char *socket_path, int max_clients)
+{
+    return ipc_server_create_socket_ex(socket_path, max_clients, NULL);
+}
+
+ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
+                                     const ipc_server_options *options)
+{
+    ipc_server_options o;
+    if (base_name == NULL || max_clients == 0 || max_clients > IPC_SHM_MAX_CLIENTS ||
+        !ipc__resolve_copy(options, &o))
+        return NULL;
+    return ipc__shm_server_create(base_name, max_clients, &o);
+}
+
+ipc_server *ipc_server_create_shm(const char *base_name, size_t max_clients)
+{
+    return ipc_server_create_shm_ex(base_name, max_clients, NULL);
+}
+
+int ipc_server_listen(ipc_server *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (s->listening)
+        return -EALREADY;
+    int rc = s->ops->listen(s);
+    s->listening = rc == 0;
+    return rc;
+}
+
+int ipc_server_wait_for_data(ipc_server *s, uint64_t timeout_ns)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!s->listening)
+        return -ENOTCONN;
+    return s->ops->wait_for_data(s, ipc__deadline(timeout_ns));
+}
+
+ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
+{
+    if (s == NULL || client_id < 0)
+        return s == NULL ? -EINVAL : -ENOENT;
+    if (ipc__check_buffer(buf, max_len) < 0)
+        return -EFAULT;
+    if (!s->listening)
+        return -ENOTCONN;
+    return s->ops->recv(s, client_id, buf, max_len);
+}
+
+int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len)
+{
+    if (s == NULL || client_id < 0)
+        return s == NULL ? -EINVAL : -ENOENT;
+    if (ipc__check_buffer(data, len) < 0)
+        return -EFAULT;
+    if (len > IPC_MAX_MESSAGE_LIMIT)
+        return -EMSGSIZE;
+    if (!s->listening)
+        return -ENOTCONN;
+    return s->ops->send(s, client_id, data, len);
+}
+
+void ipc_server_close(ipc_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->listening)
+        s->ops->close(s);
+    s->listening = false;
+    atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
+}
+
+void ipc_server_destroy(ipc_server *s)
+{
+    if (s == NULL)
+        return;
+    ipc_server_close(s);
+    s->ops->destroy(s);
+}
+
+void ipc_server_stop(ipc_server *s)
+{
+    if (s == NULL)
+        return;
+    /* Release: pairs with the acquire load in each transport's wait loop. */
+    atomic_store_explicit(&s->stop_requested, 1, memory_order_release);
+    s->ops->wake(s);
+}
+
+/* ---------------------------------------------------------------- run loop */
+
+struct ipc_response {
+    uint8_t *data;
+    size_t len;
+    size_t capacity;
+    size_t limit;
+};
+
+void *ipc_response_reserve(ipc_response *r, size_t len)
+{
+    if (r == NULL || len > r->limit)
+        return NULL;
+    if (len > r->capacity) {
+        size_t cap = r->capacity ? r->capacity : 4096;
+        while (cap < len)
+            cap = cap > r->limit / 2 ? r->limit : cap * 2;
+        uint8_t *p = realloc(r->data, cap);
+        if (p == NULL)
+            return NULL;
+        r->data = p;
+        r->capacity = cap;
+    }
+    r->len = len;
+    /* A zero-length reply still gets a valid, unique pointer. */
+    return r->data != NULL ? (void *)r->data : (void *)r;
+}
+
+int ipc_response_set(ipc_response *r, const void *data, size_t len)
+{
+    if (r == NULL || ipc__check_buffer(data, len) < 0)
+        return r == NULL ? -EINVAL : -EFAULT;
+    if (len > r->limit)
+        return -EMSGSIZE;
+    void *p = ipc_response_reserve(r, len);
+    if (p == NULL)
+        return -ENOMEM;
+    if (len != 0)
+        memcpy(p, data, len);
+    return 0;
+}
+
+static bool ipc__stop_seen(ipc_server *s)
+{
+    return atomic_load_explicit(&s->stop_requested, memory_order_acquire) != 0;
+}
+
+/* One request: receive, handle, reply. Returns the handler's action, or
+ * IPC_CONTINUE when the request could not be read (the client is gone or
+ * sent something too large; the transport already dealt with it). */
+static ipc_action ipc__serve_one(ipc_server *s, int id, uint8_t *request, size_t max,
+                                 ipc_handler handler, void *ctx, ipc_response *response)
+{
+    ssize_t n = s->ops->recv(s, id, request, max);
+    if (n < 0)
+        return IPC_CONTINUE;
+    response->len = 0;
+    ipc_action action = handler(ctx, id, request, (size_t)n, response);
+    /* A client that left meanwhile is no error of the server's. */
+    (void)s->ops->send(s, id, response->data, response->len);
+    return action;
+}
+
+int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_message_size)
+{
+    if (s == NULL || handler == NULL || max_message_size > IPC_MAX_MESSAGE_LIMIT)
+        return -EINVAL;
+    size_t max = max_message_size ? max_message_size : s->options.max_message_size;
+    s->options.max_message_size = max;
+    if (!s->listening) {
+        int rc = ipc_server_listen(s);
+        if (rc < 0)
+            return rc;
+    }
+    uint8_t *request = malloc(max ? max : 1);
+    if (request == NULL)
+        return -ENOMEM;
+    ipc_response response = {.limit = max};
+    int rc = 0;
+    while (!ipc__stop_seen(s)) {
+        int id = s->ops->wait_for_data(s, IPC_FOREVER);
+        if (id == -ECANCELED)
+            break;
+        if (id < 0) {
+            rc = id;
+            break;
+        }
+        if (ipc__serve_one(s, id, request, max, handler, ctx, &response) == IPC_SHUTDOWN) {
+            (void)s->ops->flush(s, ipc__now_ns() + IPC_SHUTDOWN_FLUSH_NS);
+            break;
+        }
+    }
+    atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
+    free(response.data);
+    free(request);
+    return rc;
+}
+
+const char *ipc_strerror(int err)
+{
+    const char *s = err < 0 ? strerrordesc_np(-err) : NULL;
+    return s != NULL ? s : "unknown error";
+}

@@ -1,0 +1,57 @@
+/* MPSC doorbell over per-producer SPSC rings (see mpsc.h). */
+#include "ipc/shm/mpsc.h"
+
+void ipc_mpsc_init(ipc_mpsc *m, ipc_spsc_ring *const *rings, size_t count, ipc_waitpoint *bell)
+{
+    *m = (ipc_mpsc){.rings = rings, .count = count, .bell = bell, .next = 0};
+}
+
+void ipc_mpsc_ring_bell(ipc_waitpoint *bell)
+{
+    ipc_wait_notify(bell);
+}
+
+int ipc_mpsc_poll(ipc_mpsc *m)
+{
+    size_t i = m->next < m->count ? m->next : 0;
+    for (size_t n = 0; n < m->count; n++) {
+        ipc_spsc_ring *r = m->rings[i];
+        if (r != NULL && ipc_spsc_readable(r) != 0) {
+            /* Next time start after this one: fairness. */
+            m->next = i + 1;
+            return (int)i;
+        }
+        if (++i == m->count)
+            i = 0;
+    }
+    return -1;
+}
+
+struct ipc__mpsc_wait {
+    ipc_mpsc *m;
+    bool (*interrupt)(void *);
+    void *arg;
+    int found;
+    bool interrupted;
+};
+
+static bool ipc__mpsc_ready(void *p)
+{
+    struct ipc__mpsc_wait *w = p;
+    if (w->interrupt != NULL && w->interrupt(w->arg)) {
+        w->interrupted = true;
+        return true;
+    }
+    w->found = ipc_mpsc_poll(w->m);
+    return w->found >= 0;
+}
+
+int ipc_mpsc_wait(ipc_mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
+                  uint64_t deadline_ns)
+{
+    struct ipc__mpsc_wait w = {.m = m, .interrupt = interrupt, .arg = arg, .found = -1};
+    int rc = ipc_wait_until(m->bell, ipc__mpsc_ready, &w, spin_ns, deadline_ns);
+    if (rc < 0)
+        return rc;
+    return w.interrupted ? IPC_MPSC_INTERRUPTED : w.found;
+}

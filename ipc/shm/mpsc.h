@@ -1,0 +1,60 @@
+/*
+ * MPSC doorbell: one consumer over a set of per-producer SPSC rings.
+ *
+ * Each producer owns one ring (so producers never contend and a hostile one
+ * can only corrupt its own ring). After publishing, a producer rings the
+ * shared doorbell, an ipc_waitpoint the consumer sleeps on; ringing costs a
+ * fence and a load unless the consumer actually sleeps.
+ *
+ * The consumer polls the rings round robin, starting after the ring it
+ * served last, so a flooding producer cannot starve the others.
+ */
+#ifndef IPC_SHM_MPSC_H
+#define IPC_SHM_MPSC_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ipc/shm/spsc_ring.h"
+#include "ipc/shm/wait.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ipc_mpsc_wait() result when interrupt() fired. */
+#define IPC_MPSC_INTERRUPTED (-EINTR)
+
+typedef struct ipc_mpsc {
+    ipc_spsc_ring *const *rings; /* consumer views; NULL slots are skipped */
+    size_t count;
+    ipc_waitpoint *bell;
+    size_t next; /* where the next poll starts */
+} ipc_mpsc;
+
+/* rings[0 .. count) may be changed (slots filled or cleared) between calls
+ * by the consumer's thread. */
+void ipc_mpsc_init(ipc_mpsc *m, ipc_spsc_ring *const *rings, size_t count, ipc_waitpoint *bell);
+
+/* Producer side, after ipc_spsc_publish(): wakes the consumer if it sleeps. */
+void ipc_mpsc_ring_bell(ipc_waitpoint *bell);
+
+/* Index of the next ring (round robin) whose ipc_spsc_peek() will not
+ * return 0: it holds a frame, or it is corrupt and peek gives -EPROTO (the
+ * caller then drops that producer). -1 when every ring is empty. No
+ * syscalls. */
+int ipc_mpsc_poll(ipc_mpsc *m);
+
+/* Polls, spins up to spin_ns, then sleeps on the doorbell: a ring index as
+ * ipc_mpsc_poll(), IPC_MPSC_INTERRUPTED when interrupt(arg) returned true
+ * (checked first; interrupt may be NULL), or -ETIMEDOUT at the absolute
+ * deadline. Whoever makes interrupt() true must ring the bell afterwards. */
+int ipc_mpsc_wait(ipc_mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
+                  uint64_t deadline_ns);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPC_SHM_MPSC_H */

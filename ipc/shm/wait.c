@@ -1,0 +1,124 @@
+/* Adaptive spin-then-futex wait. The handshake is explained in wait.h. */
+#include "ipc/shm/wait.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Spin iterations between two clock reads: a clock read costs ~20 ns, a pause
+ * ~10-140 ns depending on the CPU, so the clock stays a small fraction. */
+#define IPC__SPIN_CLOCK_EVERY 64
+
+uint64_t ipc_wait_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void ipc_waitpoint_init(ipc_waitpoint *w)
+{
+    atomic_store_explicit(&w->seq, 0, memory_order_relaxed);
+    atomic_store_explicit(&w->waiters, 0, memory_order_relaxed);
+}
+
+/* Shared (not FUTEX_PRIVATE_FLAG): the word is mapped by several processes,
+ * and the kernel must key the wait queue on the page, not the mm. */
+static long ipc__futex(_Atomic uint32_t *addr, int op, uint32_t val,
+                       const struct timespec *rel)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, rel, NULL, 0);
+}
+
+/* Spins until ready, the spin budget or the deadline runs out. */
+static bool ipc__spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64_t deadline_ns)
+{
+    if (spin_ns == 0)
+        return false;
+    uint64_t now = ipc_wait_now_ns();
+    uint64_t stop = now + spin_ns < now ? UINT64_MAX : now + spin_ns;
+    if (stop > deadline_ns)
+        stop = deadline_ns;
+    for (;;) {
+        for (int i = 0; i < IPC__SPIN_CLOCK_EVERY; i++) {
+            if (ready(arg))
+                return true;
+            ipc_wait_cpu_relax();
+        }
+        if (ipc_wait_now_ns() >= stop)
+            return false;
+    }
+}
+
+/* The relative timeout until deadline_ns, in 64-bit arithmetic throughout;
+ * false once it has passed. NULL *out means "no limit". */
+static bool ipc__timeout_left(uint64_t deadline_ns, struct timespec *ts, struct timespec **out)
+{
+    if (deadline_ns == IPC_WAIT_FOREVER) {
+        *out = NULL;
+        return true;
+    }
+    uint64_t now = ipc_wait_now_ns();
+    if (now >= deadline_ns)
+        return false;
+    uint64_t left = deadline_ns - now;
+    ts->tv_sec = (time_t)(left / 1000000000ull);
+    ts->tv_nsec = (long)(left % 1000000000ull);
+    *out = ts;
+    return true;
+}
+
+static int ipc__sleep(ipc_waitpoint *w, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
+{
+    /* W1 of the handshake: announce ourselves before looking at the state. */
+    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    int rc = 0;
+    for (;;) {
+        /* W2: read seq before ready(). Acquire pairs with the release bump
+         * in ipc_wait_notify(): seeing the bump means seeing the state. */
+        uint32_t seen = atomic_load_explicit(&w->seq, memory_order_acquire);
+        if (ready(arg))
+            break;
+        struct timespec ts, *rel;
+        if (!ipc__timeout_left(deadline_ns, &ts, &rel)) {
+            rc = -ETIMEDOUT;
+            break;
+        }
+        /* W3: sleeps only while seq still equals what we saw; EAGAIN (it
+         * moved), EINTR and ETIMEDOUT all just loop: the deadline check
+         * above is the only place a timeout is reported. */
+        (void)ipc__futex(&w->seq, FUTEX_WAIT, seen, rel);
+    }
+    atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_seq_cst);
+    return rc;
+}
+
+int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg, uint64_t spin_ns,
+                   uint64_t deadline_ns)
+{
+    if (ready(arg) || ipc__spin(ready, arg, spin_ns, deadline_ns))
+        return 0;
+    int rc = ipc__sleep(w, ready, arg, deadline_ns);
+    /* A last look: the state may have turned ready right at the deadline. */
+    if (rc == -ETIMEDOUT && ready(arg))
+        return 0;
+    return rc;
+}
+
+void ipc_wait_notify(ipc_waitpoint *w)
+{
+    /* P1 (the caller's store) is ordered before P2 by this fence. */
+    atomic_thread_fence(memory_order_seq_cst);
+    /* Relaxed is enough: the fence pair above is what orders this read
+     * against the waiter's increment (store-buffering litmus with seq_cst
+     * fences); the value itself publishes nothing. */
+    if (atomic_load_explicit(&w->waiters, memory_order_relaxed) == 0)
+        return;
+    /* Release: a waiter that reads the new seq sees the caller's state. */
+    atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
+    (void)ipc__futex(&w->seq, FUTEX_WAKE, INT_MAX, NULL);
+}

@@ -1,0 +1,83 @@
+/*
+ * Adaptive wait on a futex word that lives in shared memory.
+ *
+ * A waiter spins for a while (cheap when the peer answers within
+ * microseconds), then sleeps in the kernel with FUTEX_WAIT. A publisher that
+ * changed the state a waiter's ready() predicate looks at calls
+ * ipc_wait_notify(), which costs a fence and a load, and a syscall only when
+ * somebody actually sleeps.
+ *
+ * Lost-wake freedom (Dekker / store buffering with seq_cst fences):
+ *
+ *   waiter                               publisher
+ *   W1 waiters += 1                      P1 store state (release)
+ *      fence(seq_cst)                       fence(seq_cst)
+ *   W2 s = seq; ready()? -> done         P2 waiters != 0 ?
+ *   W3 futex_wait(&seq, s)               P3   seq += 1; futex_wake(&seq)
+ *
+ * The two fences are totally ordered. If the waiter's fence comes first, P2
+ * sees W1 and the publisher bumps seq and wakes: either the bump happened
+ * before W2 read seq (then W2 synchronises with it, so ready() sees P1), or
+ * after (then the kernel's compare in W3 fails, or the waiter is already
+ * queued and the wake reaches it). If the publisher's fence comes first,
+ * ready() in W2 sees P1 and the waiter never sleeps. No interleaving leaves
+ * the waiter asleep with the state published. docs/SHM.md has the long form.
+ */
+#ifndef IPC_SHM_WAIT_H
+#define IPC_SHM_WAIT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Shared between processes: fixed layout, 8 bytes, zero is a valid state. */
+typedef struct ipc_waitpoint {
+    _Atomic uint32_t seq;     /* futex word: bumped by every waking notify */
+    _Atomic uint32_t waiters; /* how many are in (or about to enter) the kernel */
+} ipc_waitpoint;
+
+#ifdef __cplusplus
+static_assert(sizeof(ipc_waitpoint) == 8, "ipc_waitpoint is ABI: 8 bytes");
+#else
+_Static_assert(sizeof(ipc_waitpoint) == 8, "ipc_waitpoint is ABI: 8 bytes");
+#endif
+
+/* Absolute deadline meaning "no limit". */
+#define IPC_WAIT_FOREVER UINT64_MAX
+
+void ipc_waitpoint_init(ipc_waitpoint *w);
+
+/* Waits until ready(arg) returns true (0) or the absolute CLOCK_MONOTONIC
+ * deadline_ns passes (-ETIMEDOUT; ready() was false at the last look).
+ * Spins for up to spin_ns first (0: no spinning). Signals, spurious wakes and
+ * stale futex values are retried, never reported. ready() must be cheap and
+ * may be called many times. */
+int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg,
+                   uint64_t spin_ns, uint64_t deadline_ns);
+
+/* Wakes every sleeper of w. Call it after the store that makes ready() true
+ * (any memory order: the fence inside orders it). */
+void ipc_wait_notify(ipc_waitpoint *w);
+
+/* CLOCK_MONOTONIC now, in ns. */
+uint64_t ipc_wait_now_ns(void);
+
+/* One CPU relax hint for spin loops. */
+static inline void ipc_wait_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPC_SHM_WAIT_H */

@@ -1,0 +1,278 @@
+/* Tests for the adaptive futex wait (ipc/shm/wait.h). */
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "ipc/shm/test_util.h"
+/* Last: the C header pulls in <stdatomic.h>, whose macros clash with <atomic>
+ * if it comes first. */
+#include "ipc/shm/wait.h"
+
+namespace {
+
+using ipc_test::now_ns;
+using ipc_test::scaled;
+
+constexpr uint64_t kSec = 1000000000ull;
+
+/* Two one-way channels in shared memory: ping (parent -> child) and pong. */
+struct PingPong {
+    ipc_waitpoint ping_wp;
+    ipc_waitpoint pong_wp;
+    _Atomic uint64_t ping;
+    _Atomic uint64_t pong;
+};
+
+struct Want {
+    _Atomic uint64_t *word;
+    uint64_t value;
+};
+
+bool reached(void *arg)
+{
+    Want *w = static_cast<Want *>(arg);
+    return atomic_load_explicit(w->word, memory_order_acquire) >= w->value;
+}
+
+/* Waits for *word >= value; false on a (10 s) timeout, which is a hang. */
+bool wait_for(ipc_waitpoint *wp, _Atomic uint64_t *word, uint64_t value, uint64_t spin_ns)
+{
+    Want w{word, value};
+    return ipc_wait_until(wp, reached, &w, spin_ns, now_ns() + 10 * kSec) == 0;
+}
+
+void publish(ipc_waitpoint *wp, _Atomic uint64_t *word, uint64_t value)
+{
+    atomic_store_explicit(word, value, memory_order_release);
+    ipc_wait_notify(wp);
+}
+
+/* Parent pings, the forked child pongs; returns ns per round trip. */
+double forked_ping_pong(uint64_t rounds, uint64_t spin_ns)
+{
+    auto *pp = static_cast<PingPong *>(ipc_test::shared_alloc(sizeof(PingPong)));
+    ipc_waitpoint_init(&pp->ping_wp);
+    ipc_waitpoint_init(&pp->pong_wp);
+    pid_t child = ipc_test::fork_child([&] {
+        for (uint64_t i = 1; i <= rounds; i++) {
+            if (!wait_for(&pp->ping_wp, &pp->ping, i, spin_ns))
+                return 1;
+            publish(&pp->pong_wp, &pp->pong, i);
+        }
+        return 0;
+    });
+    uint64_t t0 = now_ns();
+    bool ok = true;
+    for (uint64_t i = 1; i <= rounds && ok; i++) {
+        publish(&pp->ping_wp, &pp->ping, i);
+        ok = wait_for(&pp->pong_wp, &pp->pong, i, spin_ns);
+    }
+    uint64_t t1 = now_ns();
+    EXPECT_TRUE(ok) << "parent wait hit its 10 s deadline: lost wake";
+    EXPECT_EQ(ipc_test::wait_child(child), 0) << "child wait hit its deadline";
+    munmap(pp, sizeof(PingPong));
+    return (double)(t1 - t0) / (double)rounds;
+}
+
+TEST(Wait, WaitpointIsEightBytes)
+{
+    EXPECT_EQ(sizeof(ipc_waitpoint), 8u);
+}
+
+/* spin_ns = 0: every handoff sleeps in and wakes through the futex. */
+TEST(Wait, ForkedPingPongFutexOnly)
+{
+    uint64_t rounds = scaled(1000000);
+    double ns = forked_ping_pong(rounds, 0);
+    printf("futex ping-pong: %llu round trips, %.0f ns per round trip\n",
+           (unsigned long long)rounds, ns);
+}
+
+TEST(Wait, ForkedPingPongSpinning)
+{
+    uint64_t rounds = scaled(200000);
+    double ns = forked_ping_pong(rounds, 50000);
+    printf("spin ping-pong (50 us spin): %llu round trips, %.0f ns per round trip\n",
+           (unsigned long long)rounds, ns);
+}
+
+/* The same handshake between threads, where TSan can check the orders. */
+TEST(Wait, ThreadPingPongFutexOnly)
+{
+    PingPong pp;
+    memset(&pp, 0, sizeof(pp));
+    uint64_t rounds = scaled(200000);
+    std::atomic<bool> child_ok{true};
+    std::thread t([&] {
+        for (uint64_t i = 1; i <= rounds; i++) {
+            if (!wait_for(&pp.ping_wp, &pp.ping, i, 0)) {
+                child_ok = false;
+                return;
+            }
+            publish(&pp.pong_wp, &pp.pong, i);
+        }
+    });
+    bool ok = true;
+    for (uint64_t i = 1; i <= rounds && ok; i++) {
+        publish(&pp.ping_wp, &pp.ping, i);
+        ok = wait_for(&pp.pong_wp, &pp.pong, i, 0);
+    }
+    if (!ok) /* unblock the thread so join() returns */
+        publish(&pp.ping_wp, &pp.ping, UINT64_MAX);
+    t.join();
+    EXPECT_TRUE(ok);
+    EXPECT_TRUE(child_ok.load());
+}
+
+bool never(void *) { return false; }
+
+TEST(Wait, TimeoutNotBeforeDeadline)
+{
+    ipc_waitpoint w;
+    ipc_waitpoint_init(&w);
+    for (uint64_t spin : std::initializer_list<uint64_t>{0, 50000, 100000000}) {
+        for (uint64_t rel : std::initializer_list<uint64_t>{0, 1000, 1000000, 20000000}) {
+            uint64_t deadline = now_ns() + rel;
+            EXPECT_EQ(ipc_wait_until(&w, never, nullptr, spin, deadline), -ETIMEDOUT);
+            uint64_t late = now_ns();
+            EXPECT_GE(late, deadline);
+            EXPECT_LT(late - deadline, 500000000ull) << "woke far too late";
+        }
+    }
+    EXPECT_EQ(atomic_load(&w.waiters), 0u);
+}
+
+TEST(Wait, PastDeadlineReturnsReadyFirst)
+{
+    ipc_waitpoint w;
+    ipc_waitpoint_init(&w);
+    EXPECT_EQ(ipc_wait_until(&w, [](void *) { return true; }, nullptr, 0, 0), 0);
+    EXPECT_EQ(ipc_wait_until(&w, never, nullptr, 0, 0), -ETIMEDOUT);
+}
+
+struct Flag {
+    ipc_waitpoint w;
+    _Atomic uint64_t v;
+};
+
+/* Deadlines more than 2^32 ns away must not be truncated into short ones. */
+TEST(Wait, HugeTimeoutNotTruncated)
+{
+    for (uint64_t rel : std::initializer_list<uint64_t>{(1ull << 32) + 1000000ull, (1ull << 33) + 5ull, 1ull << 62,
+                         UINT64_MAX - 1}) {
+        Flag f;
+        memset(&f, 0, sizeof(f));
+        uint64_t start = now_ns();
+        uint64_t deadline = rel > UINT64_MAX - start ? UINT64_MAX - 1 : start + rel;
+        std::thread t([&] {
+            usleep(150000);
+            publish(&f.w, &f.v, 1);
+        });
+        Want want{&f.v, 1};
+        EXPECT_EQ(ipc_wait_until(&f.w, reached, &want, 0, deadline), 0) << rel;
+        EXPECT_GE(now_ns() - start, 100000000ull);
+        t.join();
+    }
+}
+
+/* Notifies (and raw futex bumps) without the state turning ready are
+ * retried: no early timeout, no early success. */
+TEST(Wait, SpuriousWakesAreNotTimeouts)
+{
+    Flag f;
+    memset(&f, 0, sizeof(f));
+    std::atomic<bool> stop{false};
+    std::thread noise([&] {
+        while (!stop.load()) {
+            atomic_fetch_add(&f.w.waiters, 0); /* touch */
+            atomic_fetch_add_explicit(&f.w.seq, 1, memory_order_release);
+            ipc_wait_notify(&f.w);
+            usleep(200);
+        }
+    });
+    Want want{&f.v, 1};
+    uint64_t deadline = now_ns() + 200000000ull;
+    EXPECT_EQ(ipc_wait_until(&f.w, reached, &want, 0, deadline), -ETIMEDOUT);
+    EXPECT_GE(now_ns(), deadline);
+
+    std::thread setter([&] {
+        usleep(100000);
+        publish(&f.w, &f.v, 1);
+    });
+    uint64_t t0 = now_ns();
+    EXPECT_EQ(ipc_wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec), 0);
+    EXPECT_GE(now_ns() - t0, 90000000ull);
+    setter.join();
+    stop = true;
+    noise.join();
+}
+
+void on_signal(int) {}
+
+/* EINTR from a signal handler without SA_RESTART is retried. */
+TEST(Wait, SignalsAreRetried)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
+    Flag f;
+    memset(&f, 0, sizeof(f));
+    std::atomic<int> rc{1};
+    std::atomic<bool> done{false};
+    std::thread waiter([&] {
+        Want want{&f.v, 1};
+        rc = ipc_wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec);
+        done = true;
+    });
+    pthread_t th = waiter.native_handle();
+    for (int i = 0; i < 100 && !done.load(); i++) {
+        pthread_kill(th, SIGUSR1);
+        usleep(1000);
+    }
+    EXPECT_FALSE(done.load()) << "returned early on a signal";
+    publish(&f.w, &f.v, 1);
+    waiter.join();
+    EXPECT_EQ(rc.load(), 0);
+    sigaction(SIGUSR1, &old, nullptr);
+}
+
+TEST(Wait, NotifyWithoutWaitersDoesNotBump)
+{
+    ipc_waitpoint w;
+    ipc_waitpoint_init(&w);
+    for (int i = 0; i < 1000; i++)
+        ipc_wait_notify(&w);
+    EXPECT_EQ(atomic_load(&w.seq), 0u);
+    atomic_store(&w.waiters, 1u);
+    ipc_wait_notify(&w);
+    EXPECT_EQ(atomic_load(&w.seq), 1u);
+}
+
+/* Several sleepers on one waitpoint all wake on one notify. */
+TEST(Wait, NotifyWakesEverySleeper)
+{
+    Flag f;
+    memset(&f, 0, sizeof(f));
+    std::atomic<int> woke{0};
+    std::vector<std::thread> ts;
+    for (int i = 0; i < 4; i++)
+        ts.emplace_back([&] {
+            Want want{&f.v, 1};
+            if (ipc_wait_until(&f.w, reached, &want, 0, now_ns() + 10 * kSec) == 0)
+                woke++;
+        });
+    usleep(50000);
+    publish(&f.w, &f.v, 1);
+    for (auto &t : ts)
+        t.join();
+    EXPECT_EQ(woke.load(), 4);
+    EXPECT_EQ(atomic_load(&f.w.waiters), 0u);
+}
+
+} // namespace

@@ -1,0 +1,308 @@
+/*
+ * Socket client: a blocking stream socket whose calls are bounded by
+ * deadlines. State that must survive a timed-out call lives here, so a
+ * timeout never desynchronises the stream:
+ *   - rx buffers received bytes; a frame of up to IPC_CLIENT_DIRECT bytes is
+ *     read with its header in one system call and copied out; a longer one
+ *     is read straight into the caller's buffer, and parked in rx only if the
+ *     call times out midway;
+ *   - discard counts the bytes still to drop of a frame too long for the
+ *     caller's buffer;
+ *   - tx holds the unsent rest of a frame whose first bytes went out.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "ipc/socket/frame.h"
+#include "ipc/socket/socket_transport.h"
+#include "ipc/socket/socket_util.h"
+
+/* Frames longer than this skip rx and land in the caller's buffer. */
+#define IPC_CLIENT_DIRECT (64u << 10)
+/* Scratch for dropping the payload of a frame that is too long. */
+#define IPC_DISCARD_CHUNK 4096u
+
+typedef struct ipc__socket_client {
+    ipc_client base;
+    struct sockaddr_un addr;
+    int fd;
+    ipc_frame_reader rx;
+    uint64_t discard;
+    uint8_t *tx;
+    size_t tx_off;
+    size_t tx_len;
+} ipc__socket_client;
+
+static ipc__socket_client *ipc__sc(ipc_client *c)
+{
+    return (ipc__socket_client *)c;
+}
+
+static int ipc__socket_client_connect(ipc_client *base)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    while (connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0) {
+        if (errno == EINTR)
+            continue;
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    c->fd = fd;
+    ipc_frame_reader_init(&c->rx, UINT32_MAX);
+    c->discard = 0;
+    return 0;
+}
+
+static int ipc__errno_of_io(int err)
+{
+    /* A peer that vanished is a reset, whatever the kernel called it. */
+    return err == EPIPE ? -EPIPE : err == ENOTCONN ? -ECONNRESET : -err;
+}
+
+/*
+ * One send or recv step bounded by the deadline: the fd stays blocking, so
+ * with no deadline the kernel does the waiting; with one, try without
+ * blocking and ppoll only when the socket is not ready.
+ */
+static ssize_t ipc__io_step(ipc__socket_client *c, struct msghdr *m, bool out, uint64_t deadline)
+{
+    int flags = MSG_NOSIGNAL | (deadline == IPC_FOREVER ? 0 : MSG_DONTWAIT);
+    for (;;) {
+        ssize_t n = out ? sendmsg(c->fd, m, flags) : recvmsg(c->fd, m, flags);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return ipc__errno_of_io(errno);
+        int r = ipc__wait_fd(c->fd, out ? POLLOUT : POLLIN, deadline);
+        if (r < 0)
+            return r;
+        if (r == 0)
+            return -ETIMEDOUT;
+    }
+}
+
+static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint64_t deadline)
+{
+    struct iovec iov = {.iov_base = dst, .iov_len = len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+    ssize_t n = ipc__io_step(c, &m, false, deadline);
+    return n == 0 ? -ECONNRESET : n; /* EOF: the server closed or died */
+}
+
+/* Sends what is left of a committed frame. */
+static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
+{
+    while (c->tx_off < c->tx_len) {
+        struct iovec iov = {.iov_base = c->tx + c->tx_off, .iov_len = c->tx_len - c->tx_off};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t n = ipc__io_step(c, &m, true, deadline);
+        if (n < 0)
+            return (int)n;
+        c->tx_off += (size_t)n;
+    }
+    free(c->tx);
+    c->tx = NULL;
+    c->tx_off = c->tx_len = 0;
+    return 0;
+}
+
+/* Keeps the unsent rest of a frame whose first `sent` bytes went out. */
+static int ipc__park_tx(ipc__socket_client *c, const uint8_t hdr[IPC_FRAME_HEADER],
+                        const void *data, size_t len, size_t sent)
+{
+    size_t rest = IPC_FRAME_HEADER + len - sent;
+    c->tx = malloc(rest);
+    if (c->tx == NULL)
+        return -ENOMEM; /* the stream is broken: the caller must reconnect */
+    size_t off = 0;
+    if (sent < IPC_FRAME_HEADER) {
+        off = IPC_FRAME_HEADER - sent;
+        memcpy(c->tx, hdr + sent, off);
+    }
+    if (rest > off)
+        memcpy(c->tx + off, (const uint8_t *)data + (len - (rest - off)), rest - off);
+    c->tx_off = 0;
+    c->tx_len = rest;
+    return 0;
+}
+
+static int ipc__socket_client_send(ipc_client *base, const void *data, size_t len,
+                                   uint64_t deadline)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    int rc = ipc__flush_tx(c, deadline);
+    if (rc < 0)
+        return rc;
+    uint8_t hdr[IPC_FRAME_HEADER];
+    ipc_frame_put_len(hdr, (uint32_t)len);
+    struct iovec iov[2] = {{.iov_base = hdr, .iov_len = sizeof(hdr)},
+                           {.iov_base = (void *)data, .iov_len = len}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+    size_t total = sizeof(hdr) + len, sent = 0;
+    while (sent < total) {
+        ssize_t n = ipc__io_step(c, &m, true, deadline);
+        if (n == -ETIMEDOUT && sent > 0)
+            return ipc__park_tx(c, hdr, data, len, sent);
+        if (n < 0)
+            return (int)n;
+        sent += (size_t)n;
+        /* Advance the iovecs past what the kernel took. */
+        for (size_t k = (size_t)n; k > 0;) {
+            size_t step = k < m.msg_iov->iov_len ? k : m.msg_iov->iov_len;
+            m.msg_iov->iov_base = (uint8_t *)m.msg_iov->iov_base + step;
+            m.msg_iov->iov_len -= step;
+            k -= step;
+            if (m.msg_iov->iov_len == 0 && m.msg_iovlen > 1) {
+                m.msg_iov++;
+                m.msg_iovlen--;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Drops the rest of a too-long frame; -EMSGSIZE once it is gone. */
+static ssize_t ipc__finish_discard(ipc__socket_client *c, uint64_t deadline)
+{
+    uint8_t scratch[IPC_DISCARD_CHUNK];
+    while (c->discard > 0) {
+        size_t want = c->discard < sizeof(scratch) ? (size_t)c->discard : sizeof(scratch);
+        ssize_t n = ipc__recv_some(c, scratch, want, deadline);
+        if (n < 0)
+            return n;
+        c->discard -= (uint64_t)n;
+    }
+    return -EMSGSIZE;
+}
+
+/* A frame too long for max_len: drop what rx holds of it, then the rest. */
+static ssize_t ipc__discard_frame(ipc__socket_client *c, uint32_t len, uint64_t deadline)
+{
+    size_t held = ipc_frame_reader_buffered(&c->rx) - IPC_FRAME_HEADER;
+    if (held >= len) {
+        ipc_frame_reader_consume(&c->rx);
+        return -EMSGSIZE;
+    }
+    c->discard = len - held;
+    c->rx.start = c->rx.end; /* drained: everything buffered was this frame */
+    return ipc__finish_discard(c, deadline);
+}
+
+/* A long frame: move what rx holds into buf, then read the rest in place.
+ * On a timeout the part received goes back into rx for the next call. */
+static ssize_t ipc__recv_direct(ipc__socket_client *c, uint8_t *buf, uint32_t len,
+                                uint64_t deadline)
+{
+    size_t got = ipc_frame_reader_buffered(&c->rx) - IPC_FRAME_HEADER;
+    memcpy(buf, c->rx.buf + c->rx.start + IPC_FRAME_HEADER, got);
+    while (got < len) {
+        ssize_t n = ipc__recv_some(c, buf + got, len - got, deadline);
+        if (n < 0) {
+            if (n == -ETIMEDOUT) {
+                uint8_t *dst;
+                size_t need = IPC_FRAME_HEADER + len;
+                c->rx.end = c->rx.start + IPC_FRAME_HEADER; /* keep the header */
+                if (ipc_frame_reader_room(&c->rx, need, &dst) < got)
+                    return -ENOMEM;
+                memcpy(dst, buf, got);
+                ipc_frame_reader_commit(&c->rx, got);
+            }
+            return n;
+        }
+        got += (size_t)n;
+    }
+    c->rx.start = c->rx.end; /* rx held only the front of this frame */
+    return (ssize_t)len;
+}
+
+static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_len,
+                                       uint64_t deadline)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    ssize_t rc = ipc__flush_tx(c, deadline);
+    if (rc < 0)
+        return rc;
+    if (c->discard > 0)
+        return ipc__finish_discard(c, deadline);
+    for (;;) {
+        const uint8_t *payload;
+        uint32_t len;
+        if (ipc_frame_reader_peek(&c->rx, &payload, &len) == 1) {
+            if (len > max_len) {
+                ipc_frame_reader_consume(&c->rx);
+                return -EMSGSIZE;
+            }
+            if (len != 0)
+                memcpy(buf, payload, len);
+            ipc_frame_reader_consume(&c->rx);
+            return (ssize_t)len;
+        }
+        if (ipc_frame_reader_buffered(&c->rx) >= IPC_FRAME_HEADER) {
+            len = ipc_frame_get_len(c->rx.buf + c->rx.start);
+            if (len > max_len)
+                return ipc__discard_frame(c, len, deadline);
+            if (len > IPC_CLIENT_DIRECT)
+                return ipc__recv_direct(c, buf, len, deadline);
+        }
+        uint8_t *dst;
+        size_t want = ipc_frame_reader_missing(&c->rx);
+        size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
+        if (room < want)
+            return -ENOMEM;
+        ssize_t n = ipc__recv_some(c, dst, room, deadline);
+        if (n < 0)
+            return n;
+        ipc_frame_reader_commit(&c->rx, (size_t)n);
+    }
+}
+
+static void ipc__socket_client_close(ipc_client *base)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    close(c->fd);
+    c->fd = -1;
+    ipc_frame_reader_free(&c->rx);
+    free(c->tx);
+    c->tx = NULL;
+    c->tx_off = c->tx_len = 0;
+    c->discard = 0;
+}
+
+static void ipc__socket_client_destroy(ipc_client *base)
+{
+    free(ipc__sc(base));
+}
+
+static const ipc_client_ops ipc__socket_client_ops = {
+    .name = "socket",
+    .connect = ipc__socket_client_connect,
+    .send = ipc__socket_client_send,
+    .recv = ipc__socket_client_recv,
+    .close = ipc__socket_client_close,
+    .destroy = ipc__socket_client_destroy,
+};
+
+ipc_client *ipc__socket_client_create(const char *path)
+{
+    ipc__socket_client *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    if (!ipc__sockaddr_path(&c->addr, path)) {
+        free(c);
+        return NULL;
+    }
+    c->base.ops = &ipc__socket_client_ops;
+    c->fd = -1;
+    return &c->base;
+}

@@ -1,0 +1,770 @@
+/*
+ * Socket server: one epoll loop, non-blocking sockets, per-connection
+ * reassembly and output queues, so a slow or stalled client never delays the
+ * others.
+ *
+ * Client ids index a table that grows on demand; epoll carries the id, so
+ * fd -> id and id -> connection are both O(1). Freed ids are reused oldest
+ * first, and never while a reply to the old connection could still be owed
+ * (a request was handed out and not yet answered): such an id waits as a
+ * "zombie" until the application's send() for it.
+ *
+ * The path is guarded by an abstract-namespace lock socket named after it:
+ * the kernel releases it when the server dies, so exactly one server owns a
+ * path, a crashed server's socket file is taken over, and nothing is left to
+ * clean up.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "ipc/socket/frame.h"
+#include "ipc/socket/socket_transport.h"
+#include "ipc/socket/socket_util.h"
+
+/* Bytes read from one connection per wake-up, so one busy client cannot
+ * monopolise the loop. */
+#define IPC_READ_BUDGET (256u << 10)
+/* Input buffered beyond a whole frame before reading from that client
+ * pauses until the application catches up. */
+#define IPC_INPUT_HIGH_WATER (64u << 10)
+#define IPC_EVENTS 64
+/* epoll data for the two non-client fds; client ids are below these. */
+#define IPC_TAG_LISTENER UINT32_MAX
+#define IPC_TAG_WAKE (UINT32_MAX - 1)
+/* How long close() spends delivering queued replies. */
+#define IPC_CLOSE_FLUSH_NS (500ull * 1000 * 1000)
+
+typedef enum { IPC_CONN_FREE, IPC_CONN_LIVE, IPC_CONN_ZOMBIE } ipc__conn_state;
+
+typedef struct ipc__conn {
+    ipc__conn_state state;
+    int fd;
+    uint32_t events;   /* the epoll interest currently registered */
+    bool eof;          /* the peer shut down its side */
+    bool queued;       /* in the ready queue */
+    uint32_t owed;     /* requests handed out and not yet answered */
+    ipc_frame_reader rx;
+    uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) */
+    size_t tx_off;
+    size_t tx_len;
+} ipc__conn;
+
+typedef struct ipc__id_queue {
+    uint32_t *ids;
+    size_t capacity; /* a power of two */
+    size_t head;
+    size_t tail;
+} ipc__id_queue;
+
+typedef struct ipc__socket_server {
+    ipc_server base;
+    struct sockaddr_un addr;
+    int listen_fd;
+    int lock_fd;
+    int epoll_fd;
+    int wake_fd;
+    ino_t inode; /* of the socket file we created */
+    dev_t dev;
+    ipc__conn *conns;
+    size_t nconns; /* table size; ids are below it */
+    ipc__id_queue ready;
+    ipc__id_queue free_ids;
+    int last_id; /* returned by wait_for_data, -1 when none */
+    size_t initial_clients; /* first size of the table */
+    size_t tx_busy; /* connections with queued output */
+} ipc__socket_server;
+
+static ipc__socket_server *ipc__ss(ipc_server *s)
+{
+    return (ipc__socket_server *)s;
+}
+
+/* --------------------------------------------------------------- id queues */
+
+static bool ipc__idq_push(ipc__id_queue *q, uint32_t id)
+{
+    if (q->tail - q->head == q->capacity) {
+        size_t cap = q->capacity ? q->capacity * 2 : 16;
+        uint32_t *ids = malloc(cap * sizeof(*ids));
+        if (ids == NULL)
+            return false;
+        for (size_t i = 0; i < q->tail - q->head; i++)
+            ids[i] = q->ids[(q->head + i) & (q->capacity - 1)];
+        free(q->ids);
+        q->ids = ids;
+        q->tail -= q->head;
+        q->head = 0;
+        q->capacity = cap;
+    }
+    q->ids[q->tail++ & (q->capacity - 1)] = id;
+    return true;
+}
+
+static bool ipc__idq_pop(ipc__id_queue *q, uint32_t *id)
+{
+    if (q->head == q->tail)
+        return false;
+    *id = q->ids[q->head++ & (q->capacity - 1)];
+    return true;
+}
+
+static void ipc__idq_free(ipc__id_queue *q)
+{
+    free(q->ids);
+    memset(q, 0, sizeof(*q));
+}
+
+/* ------------------------------------------------------------- connections */
+
+static size_t ipc__pending_limit(const ipc__socket_server *s)
+{
+    const ipc_server_options *o = &s->base.options;
+    if (o->max_pending_output != 0)
+        return o->max_pending_output;
+    return 2 * o->max_message_size + (64u << 10);
+}
+
+static ipc__conn *ipc__conn_get(ipc__socket_server *s, int id)
+{
+    if (id < 0 || (size_t)id >= s->nconns)
+        return NULL;
+    return &s->conns[id];
+}
+
+/* Sets the epoll interest of a connection. An empty interest takes the fd
+ * out of the set: epoll reports EPOLLHUP even to an empty mask, which would
+ * spin a level-triggered loop on a peer that hung up while owed a reply. */
+static int ipc__conn_interest(ipc__socket_server *s, uint32_t id, uint32_t events)
+{
+    ipc__conn *c = &s->conns[id];
+    if (c->events == events)
+        return 0;
+    struct epoll_event ev = {.events = events, .data.u32 = id};
+    int op = events == 0 ? EPOLL_CTL_DEL : c->events == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (epoll_ctl(s->epoll_fd, op, c->fd, &ev) < 0)
+        return -errno;
+    c->events = events;
+    return 0;
+}
+
+static void ipc__release_id(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    c->state = IPC_CONN_FREE;
+    /* No memory for the queue: the id is lost, the table still works. */
+    (void)ipc__idq_push(&s->free_ids, id);
+}
+
+/* Ends a connection. Its id stays reserved while replies are owed. */
+static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    if (c->state != IPC_CONN_LIVE)
+        return;
+    close(c->fd); /* also removes it from the epoll set */
+    c->fd = -1;
+    ipc_frame_reader_free(&c->rx);
+    if (c->tx_len > c->tx_off)
+        s->tx_busy--;
+    free(c->tx);
+    c->tx = NULL;
+    c->tx_off = c->tx_len = 0;
+    c->queued = false;
+    if (c->owed > 0)
+        c->state = IPC_CONN_ZOMBIE;
+    else
+        ipc__release_id(s, id);
+}
+
+static bool ipc__has_frame(ipc__socket_server *s, ipc__conn *c)
+{
+    const uint8_t *p;
+    uint32_t n;
+    c->rx.max_payload = s->base.options.max_message_size;
+    return ipc_frame_reader_peek(&c->rx, &p, &n) == 1;
+}
+
+static void ipc__enqueue(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    if (c->queued)
+        return;
+    if (ipc__idq_push(&s->ready, id))
+        c->queued = true;
+}
+
+/* A peer that shut down its side is dropped once nothing more can pass:
+ * no whole request left, no reply owed or queued. */
+static void ipc__conn_settle(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    if (c->state == IPC_CONN_LIVE && c->eof && c->owed == 0 && c->tx_len == c->tx_off &&
+        !ipc__has_frame(s, c))
+        ipc__conn_drop(s, id);
+}
+
+static int ipc__conn_add(ipc__socket_server *s, int fd)
+{
+    uint32_t id;
+    if (!ipc__idq_pop(&s->free_ids, &id)) {
+        if (s->nconns >= IPC_TAG_WAKE)
+            return -EMFILE;
+        size_t n = s->nconns ? s->nconns * 2 : s->initial_clients;
+        ipc__conn *t = realloc(s->conns, n * sizeof(*t));
+        if (t == NULL)
+            return -ENOMEM;
+        memset(t + s->nconns, 0, (n - s->nconns) * sizeof(*t));
+        s->conns = t;
+        /* Hand out the new ids lowest first; all but the first wait in the
+         * free queue behind any older ones. */
+        for (size_t i = s->nconns + 1; i < n; i++)
+            if (!ipc__idq_push(&s->free_ids, (uint32_t)i))
+                break;
+        id = (uint32_t)s->nconns;
+        s->nconns = n;
+    }
+    ipc__conn *c = &s->conns[id];
+    memset(c, 0, sizeof(*c));
+    c->fd = fd;
+    c->events = EPOLLIN;
+    ipc_frame_reader_init(&c->rx, s->base.options.max_message_size);
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        int err = -errno;
+        ipc__release_id(s, id);
+        return err;
+    }
+    c->state = IPC_CONN_LIVE;
+    return 0;
+}
+
+static void ipc__accept_all(ipc__socket_server *s)
+{
+    for (;;) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            /* EAGAIN: done. EMFILE/ENFILE/ENOMEM: the connection waits in
+             * the backlog; the listener stays readable, so try again on the
+             * next wake-up rather than spin here. */
+            return;
+        }
+        if (ipc__conn_add(s, fd) < 0)
+            close(fd);
+    }
+}
+
+/* ---------------------------------------------------------------- reading */
+
+static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    size_t budget = IPC_READ_BUDGET;
+    while (budget > 0) {
+        const uint8_t *p;
+        uint32_t n;
+        c->rx.max_payload = s->base.options.max_message_size;
+        int r = ipc_frame_reader_peek(&c->rx, &p, &n);
+        if (r < 0) {
+            ipc__conn_drop(s, id); /* longer than max_message_size */
+            return;
+        }
+        if (r == 1 && ipc_frame_reader_buffered(&c->rx) >= IPC_INPUT_HIGH_WATER) {
+            /* Enough buffered: stop reading until recv() drains it. */
+            (void)ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLIN);
+            break;
+        }
+        size_t want = r == 1 ? 4096 : ipc_frame_reader_missing(&c->rx);
+        uint8_t *dst;
+        size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
+        if (room == 0)
+            break; /* out of memory: retry on the next wake-up */
+        if (room > budget)
+            room = budget;
+        ssize_t got = recv(c->fd, dst, room, MSG_DONTWAIT);
+        if (got > 0) {
+            ipc_frame_reader_commit(&c->rx, (size_t)got);
+            budget -= (size_t)got;
+            if ((size_t)got < room)
+                break; /* drained the socket for now */
+            continue;
+        }
+        if (got < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (got < 0) {
+            ipc__conn_drop(s, id);
+            return;
+        }
+        /* EOF: requests already whole are still served. */
+        c->eof = true;
+        (void)ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLIN);
+        break;
+    }
+    if (c->state != IPC_CONN_LIVE)
+        return;
+    const uint8_t *p;
+    uint32_t n;
+    int r = ipc_frame_reader_peek(&c->rx, &p, &n);
+    if (r < 0)
+        ipc__conn_drop(s, id); /* longer than max_message_size */
+    else if (r == 1)
+        ipc__enqueue(s, id);
+    else
+        ipc__conn_settle(s, id);
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Writes queued output; 0 when all of it went out or the socket is full,
+ * -errno when the peer is gone. */
+static int ipc__conn_write_queued(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    while (c->tx_off < c->tx_len) {
+        ssize_t n = send(c->fd, c->tx + c->tx_off, c->tx_len - c->tx_off,
+                         MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return ipc__conn_interest(s, id, c->events | EPOLLOUT);
+        if (n < 0)
+            return -errno;
+        c->tx_off += (size_t)n;
+    }
+    free(c->tx);
+    c->tx = NULL;
+    c->tx_off = c->tx_len = 0;
+    s->tx_busy--;
+    return ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLOUT);
+}
+
+static void ipc__conn_writable(ipc__socket_server *s, uint32_t id)
+{
+    if (ipc__conn_write_queued(s, id) < 0)
+        ipc__conn_drop(s, id);
+    else
+        ipc__conn_settle(s, id);
+}
+
+/* Appends the unsent part [sent, 4 + len) of a frame to the output queue. */
+static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hdr,
+                           const void *data, size_t len, size_t sent)
+{
+    ipc__conn *c = &s->conns[id];
+    size_t rest = IPC_FRAME_HEADER + len - sent;
+    size_t queued = c->tx_len - c->tx_off;
+    if (queued + rest > ipc__pending_limit(s))
+        return -ENOBUFS;
+    if (c->tx_off > 0) {
+        memmove(c->tx, c->tx + c->tx_off, queued);
+        c->tx_off = 0;
+        c->tx_len = queued;
+    }
+    uint8_t *tx = realloc(c->tx, queued + rest);
+    if (tx == NULL)
+        return -ENOMEM;
+    c->tx = tx;
+    size_t off = queued;
+    if (sent < IPC_FRAME_HEADER) {
+        memcpy(tx + off, hdr + sent, IPC_FRAME_HEADER - sent);
+        off += IPC_FRAME_HEADER - sent;
+    }
+    size_t from = sent > IPC_FRAME_HEADER ? sent - IPC_FRAME_HEADER : 0;
+    if (len > from)
+        memcpy(tx + off, (const uint8_t *)data + from, len - from);
+    c->tx_len = queued + rest;
+    if (queued == 0)
+        s->tx_busy++;
+    return ipc__conn_interest(s, id, c->events | EPOLLOUT);
+}
+
+/* Writes a frame now if nothing is queued ahead of it; returns the bytes
+ * written, or -errno when the peer is gone. */
+static ssize_t ipc__conn_write_direct(ipc__conn *c, const uint8_t *hdr, const void *data,
+                                      size_t len)
+{
+    if (c->tx_len > c->tx_off)
+        return 0;
+    struct iovec iov[2] = {{.iov_base = (void *)hdr, .iov_len = IPC_FRAME_HEADER},
+                           {.iov_base = (void *)data, .iov_len = len}};
+    struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+    for (;;) {
+        ssize_t n = sendmsg(c->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EAGAIN)
+            return 0;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
+/* ------------------------------------------------------------------ events */
+
+static void ipc__handle_event(ipc__socket_server *s, const struct epoll_event *ev)
+{
+    uint32_t tag = ev->data.u32;
+    if (tag == IPC_TAG_LISTENER) {
+        ipc__accept_all(s);
+        return;
+    }
+    if (tag == IPC_TAG_WAKE) {
+        uint64_t v;
+        while (read(s->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
+        }
+        return;
+    }
+    ipc__conn *c = ipc__conn_get(s, (int)tag);
+    if (c == NULL || c->state != IPC_CONN_LIVE)
+        return;
+    if (ev->events & EPOLLOUT)
+        ipc__conn_writable(s, tag);
+    if (c->state == IPC_CONN_LIVE && (ev->events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        ipc__conn_read(s, tag);
+}
+
+static bool ipc__stop_seen(ipc__socket_server *s)
+{
+    /* Acquire: pairs with the release store in ipc_server_stop(). */
+    return atomic_load_explicit(&s->base.stop_requested, memory_order_acquire) != 0;
+}
+
+/* One epoll_wait until the deadline; handles what it reports. 0, or
+ * -ETIMEDOUT when the deadline passed with nothing reported. */
+static int ipc__poll_once(ipc__socket_server *s, uint64_t deadline)
+{
+    struct epoll_event evs[IPC_EVENTS];
+    int n = epoll_wait(s->epoll_fd, evs, IPC_EVENTS, ipc__poll_ms(deadline));
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (n == 0)
+        return ipc__now_ns() >= deadline ? -ETIMEDOUT : 0;
+    for (int i = 0; i < n; i++)
+        ipc__handle_event(s, &evs[i]);
+    return 0;
+}
+
+static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    /* A message returned last time and not taken is offered again, last. */
+    if (s->last_id >= 0) {
+        ipc__conn *c = &s->conns[s->last_id];
+        if (c->state == IPC_CONN_LIVE && ipc__has_frame(s, c))
+            ipc__enqueue(s, (uint32_t)s->last_id);
+        s->last_id = -1;
+    }
+    for (;;) {
+        if (ipc__stop_seen(s))
+            return -ECANCELED;
+        uint32_t id;
+        while (ipc__idq_pop(&s->ready, &id)) {
+            ipc__conn *c = &s->conns[id];
+            if (!c->queued)
+                continue; /* dropped while queued */
+            c->queued = false;
+            if (c->state == IPC_CONN_LIVE && ipc__has_frame(s, c)) {
+                s->last_id = (int)id;
+                return (int)id;
+            }
+        }
+        int rc = ipc__poll_once(s, deadline);
+        if (rc < 0)
+            return rc;
+    }
+}
+
+static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *buf,
+                                       size_t max_len)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state != IPC_CONN_LIVE)
+        return -ENOENT;
+    const uint8_t *payload;
+    uint32_t len;
+    c->rx.max_payload = s->base.options.max_message_size;
+    if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
+        return -EAGAIN;
+    ssize_t rc = -EMSGSIZE;
+    if (len <= max_len) {
+        if (len != 0)
+            memcpy(buf, payload, len);
+        c->owed++;
+        rc = (ssize_t)len;
+    }
+    ipc_frame_reader_consume(&c->rx);
+    if (!c->eof && !(c->events & EPOLLIN) &&
+        ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER)
+        (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
+    if (client_id == s->last_id) {
+        s->last_id = -1;
+        if (ipc__has_frame(s, c))
+            ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
+    }
+    ipc__conn_settle(s, (uint32_t)client_id);
+    return rc;
+}
+
+static int ipc__socket_server_send(ipc_server *base, int client_id, const void *data,
+                                   size_t len)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state == IPC_CONN_FREE)
+        return -ENOENT;
+    if (c->owed > 0)
+        c->owed--;
+    if (c->state == IPC_CONN_ZOMBIE) {
+        if (c->owed == 0)
+            ipc__release_id(s, (uint32_t)client_id);
+        return -ECONNRESET;
+    }
+    uint8_t hdr[IPC_FRAME_HEADER];
+    ipc_frame_put_len(hdr, (uint32_t)len);
+    ssize_t sent = ipc__conn_write_direct(c, hdr, data, len);
+    int rc = 0;
+    if (sent < 0)
+        rc = sent == -EPIPE ? -ECONNRESET : (int)sent;
+    else if ((size_t)sent < IPC_FRAME_HEADER + len)
+        rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent);
+    if (rc < 0) {
+        ipc__conn_drop(s, (uint32_t)client_id);
+        return rc;
+    }
+    ipc__conn_settle(s, (uint32_t)client_id);
+    return 0;
+}
+
+static int ipc__socket_server_flush(ipc_server *base, uint64_t deadline)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    while (s->tx_busy > 0) {
+        int rc = ipc__poll_once(s, deadline);
+        if (rc < 0)
+            return rc;
+        if (ipc__now_ns() >= deadline && s->tx_busy > 0)
+            return -ETIMEDOUT;
+    }
+    return 0;
+}
+
+static void ipc__socket_server_wake(ipc_server *base)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    uint64_t one = 1;
+    /* write(2) is async-signal-safe; a full counter already means "wake". */
+    ssize_t n = write(s->wake_fd, &one, sizeof(one));
+    (void)n;
+}
+
+/* --------------------------------------------------------------- the name */
+
+/* The abstract lock name for a path: "\0ipc-sock-lock/<fnv1a64 of path>".
+ * Relative paths are made absolute so two spellings of one file agree. */
+static int ipc__lock_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
+{
+    char abs[PATH_MAX + 1];
+    const char *full = path;
+    if (path[0] != '/') {
+        if (getcwd(abs, sizeof(abs) - IPC_SOCKET_PATH_MAX - 2) == NULL)
+            return -errno;
+        strcat(abs, "/");
+        strcat(abs, path);
+        full = abs;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = full; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ipc-sock-lock/%016llx",
+                     (unsigned long long)h);
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    return 0;
+}
+
+static int ipc__take_lock(const char *path)
+{
+    struct sockaddr_un a;
+    socklen_t alen;
+    int rc = ipc__lock_addr(path, &a, &alen);
+    if (rc < 0)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&a, alen) < 0) {
+        int err = errno == EADDRINUSE ? -EADDRINUSE : -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* Is a server accepting on the socket file? (One we do not know of, without
+ * our lock: another implementation, or another network namespace.) */
+static bool ipc__path_is_live(const struct sockaddr_un *addr)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return false;
+    int rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
+    bool live = rc == 0 || errno == EAGAIN || errno == EINPROGRESS;
+    close(fd);
+    return live;
+}
+
+/* Binds the socket file, taking over one left by a dead server. */
+static int ipc__bind_path(ipc__socket_server *s, int fd)
+{
+    const char *path = s->addr.sun_path;
+    if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) == 0)
+        return 0;
+    if (errno != EADDRINUSE)
+        return -errno;
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -EEXIST; /* not ours to remove */
+    if (ipc__path_is_live(&s->addr))
+        return -EADDRINUSE;
+    if (unlink(path) < 0 && errno != ENOENT)
+        return -errno;
+    if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0)
+        return -errno;
+    return 0;
+}
+
+static int ipc__epoll_add(int epfd, int fd, uint32_t tag)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int ipc__socket_server_listen(ipc_server *base)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    const char *path = s->addr.sun_path;
+    struct stat st;
+    int rc = ipc__take_lock(path);
+    if (rc < 0)
+        return rc;
+    s->lock_fd = rc;
+    s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->listen_fd < 0) {
+        rc = -errno;
+        goto fail_lock;
+    }
+    rc = ipc__bind_path(s, s->listen_fd);
+    if (rc < 0)
+        goto fail_socket;
+    /* No client can connect before listen(), so the mode is set in time. */
+    if (chmod(path, s->base.options.socket_mode) < 0 || lstat(path, &st) < 0) {
+        rc = -errno;
+        goto fail_bound;
+    }
+    s->inode = st.st_ino;
+    s->dev = st.st_dev;
+    if (listen(s->listen_fd, SOMAXCONN) < 0) {
+        rc = -errno;
+        goto fail_bound;
+    }
+    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epoll_fd < 0) {
+        rc = -errno;
+        goto fail_bound;
+    }
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd < 0) {
+        rc = -errno;
+        goto fail_epoll;
+    }
+    if ((rc = ipc__epoll_add(s->epoll_fd, s->listen_fd, IPC_TAG_LISTENER)) < 0 ||
+        (rc = ipc__epoll_add(s->epoll_fd, s->wake_fd, IPC_TAG_WAKE)) < 0)
+        goto fail_wake;
+    s->last_id = -1;
+    return 0;
+
+fail_wake:
+    close(s->wake_fd);
+fail_epoll:
+    close(s->epoll_fd);
+fail_bound:
+    unlink(path);
+fail_socket:
+    close(s->listen_fd);
+fail_lock:
+    close(s->lock_fd);
+    s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
+    return rc;
+}
+
+static void ipc__socket_server_close(ipc_server *base)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    (void)ipc__socket_server_flush(base, ipc__now_ns() + IPC_CLOSE_FLUSH_NS);
+    for (size_t id = 0; id < s->nconns; id++) {
+        ipc__conn_drop(s, (uint32_t)id);
+        s->conns[id].state = IPC_CONN_FREE;
+    }
+    free(s->conns);
+    s->conns = NULL;
+    s->nconns = 0;
+    s->tx_busy = 0;
+    ipc__idq_free(&s->ready);
+    ipc__idq_free(&s->free_ids);
+    /* Unlink only the socket file we created, not one that replaced it. */
+    struct stat st;
+    if (lstat(s->addr.sun_path, &st) == 0 && st.st_ino == s->inode && st.st_dev == s->dev)
+        unlink(s->addr.sun_path);
+    close(s->wake_fd);
+    close(s->epoll_fd);
+    close(s->listen_fd);
+    close(s->lock_fd); /* last: the name is free only once the file is gone */
+    s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
+}
+
+static void ipc__socket_server_destroy(ipc_server *base)
+{
+    free(ipc__ss(base));
+}
+
+static const ipc_server_ops ipc__socket_server_ops = {
+    .name = "socket",
+    .listen = ipc__socket_server_listen,
+    .wait_for_data = ipc__socket_server_wait,
+    .recv = ipc__socket_server_recv,
+    .send = ipc__socket_server_send,
+    .flush = ipc__socket_server_flush,
+    .wake = ipc__socket_server_wake,
+    .close = ipc__socket_server_close,
+    .destroy = ipc__socket_server_destroy,
+};
+
+ipc_server *ipc__socket_server_create(const char *path, int initial_clients,
+                                      const ipc_server_options *resolved)
+{
+    ipc__socket_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    if (!ipc__sockaddr_path(&s->addr, path)) {
+        free(s);
+        return NULL;
+    }
+    s->base.ops = &ipc__socket_server_ops;
+    s->base.options = *resolved;
+    s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
+    s->last_id = -1;
+    s->initial_clients = initial_clients > 0 ? (size_t)initial_clients : 16;
+    return &s->base;
+}

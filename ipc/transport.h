@@ -1,0 +1,70 @@
+/*
+ * The contract between the transport-independent layer (ipc.c) and one
+ * transport. Internal: not installed, not for users.
+ *
+ * A transport object embeds ipc_client / ipc_server as its first member and
+ * provides an ops table written with designated initializers. ipc.c checks
+ * arguments and state, turns timeouts into absolute deadlines, and keeps the
+ * run loop, so each op sees only valid input.
+ */
+#ifndef IPC_TRANSPORT_H
+#define IPC_TRANSPORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "ipc/ipc.h"
+
+/* Absolute CLOCK_MONOTONIC deadline in ns; IPC_FOREVER waits without limit. */
+#define IPC_FOREVER UINT64_MAX
+
+typedef struct ipc_client_ops {
+    const char *name;
+    int (*connect)(ipc_client *c);
+    int (*send)(ipc_client *c, const void *data, size_t len, uint64_t deadline);
+    ssize_t (*recv)(ipc_client *c, void *buf, size_t max_len, uint64_t deadline);
+    void (*close)(ipc_client *c);
+    void (*destroy)(ipc_client *c); /* after close: frees the object */
+} ipc_client_ops;
+
+struct ipc_client {
+    const ipc_client_ops *ops;
+    bool connected;
+};
+
+typedef struct ipc_server_ops {
+    const char *name;
+    int (*listen)(ipc_server *s);
+    /* A client id, -ETIMEDOUT, or -ECANCELED when s->stop_requested is seen. */
+    int (*wait_for_data)(ipc_server *s, uint64_t deadline);
+    ssize_t (*recv)(ipc_server *s, int client_id, void *buf, size_t max_len);
+    int (*send)(ipc_server *s, int client_id, const void *data, size_t len);
+    /* Delivers queued replies until done or the deadline; 0 or -ETIMEDOUT. */
+    int (*flush)(ipc_server *s, uint64_t deadline);
+    /* Interrupts wait_for_data. Must be async-signal-safe. */
+    void (*wake)(ipc_server *s);
+    void (*close)(ipc_server *s);
+    void (*destroy)(ipc_server *s); /* after close: frees the object */
+} ipc_server_ops;
+
+struct ipc_server {
+    const ipc_server_ops *ops;
+    ipc_server_options options; /* every default already filled in */
+    bool listening;
+    /* Set by ipc_server_stop(), cleared when run() returns or on close. */
+    atomic_int stop_requested;
+};
+
+/* Fills the zero fields of *o with their defaults; -EINVAL for bad values. */
+int ipc__server_options_resolve(ipc_server_options *o);
+
+/* CLOCK_MONOTONIC now, in ns. */
+uint64_t ipc__now_ns(void);
+
+/* Deadline for a relative timeout (0 = IPC_FOREVER), saturating. */
+uint64_t ipc__deadline(uint64_t timeout_ns);
+
+/* ms left until the deadline for poll()/epoll_wait(): -1 forever, rounded up. */
+int ipc__poll_ms(uint64_t deadline);
+
+#endif /* IPC_TRANSPORT_H */
