@@ -40,6 +40,8 @@
 /* epoll data for the two non-client fds; client ids are below these. */
 #define IPC_TAG_LISTENER UINT32_MAX
 #define IPC_TAG_WAKE (UINT32_MAX - 1)
+/* How long accepting pauses when out of fds or memory. */
+#define IPC_ACCEPT_PAUSE_NS (100ull * 1000 * 1000)
 /* How long close() spends delivering queued replies. */
 #define IPC_CLOSE_FLUSH_NS (500ull * 1000 * 1000)
 
@@ -81,6 +83,7 @@ typedef struct ipc__socket_server {
     int last_id; /* returned by wait_for_data, -1 when none */
     size_t initial_clients; /* first size of the table */
     size_t tx_busy; /* connections with queued output */
+    uint64_t accept_paused_until; /* 0, or when to accept again */
 } ipc__socket_server;
 
 static ipc__socket_server *ipc__ss(ipc_server *s)
@@ -164,6 +167,25 @@ static void ipc__release_id(ipc__socket_server *s, uint32_t id)
     (void)ipc__idq_push(&s->free_ids, id);
 }
 
+/* Out of fds (or memory) the listener stays readable and a level-triggered
+ * loop would spin on it, so it leaves the epoll set: pending connections wait
+ * in the backlog until a connection closes or IPC_ACCEPT_PAUSE_NS passes. */
+static void ipc__listener_pause(ipc__socket_server *s)
+{
+    if (s->accept_paused_until == 0 &&
+        epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen_fd, NULL) == 0)
+        s->accept_paused_until = ipc__now_ns() + IPC_ACCEPT_PAUSE_NS;
+}
+
+static void ipc__listener_resume(ipc__socket_server *s)
+{
+    if (s->accept_paused_until == 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = IPC_TAG_LISTENER};
+    if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->listen_fd, &ev) == 0)
+        s->accept_paused_until = 0;
+}
+
 /* Ends a connection. Its id stays reserved while replies are owed. */
 static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
 {
@@ -172,6 +194,7 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
         return;
     close(c->fd); /* also removes it from the epoll set */
     c->fd = -1;
+    ipc__listener_resume(s); /* an fd is free again */
     ipc_frame_reader_free(&c->rx);
     if (c->tx_len > c->tx_off)
         s->tx_busy--;
@@ -252,13 +275,17 @@ static void ipc__accept_all(ipc__socket_server *s)
     for (;;) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            /* EAGAIN: done. EMFILE/ENFILE/ENOMEM: the connection waits in
-             * the backlog; the listener stays readable, so try again on the
-             * next wake-up rather than spin here. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                ipc__listener_pause(s);
+            /* EAGAIN: all taken. ECONNABORTED, EINTR...: the next wake-up
+             * retries. */
             return;
         }
-        if (ipc__conn_add(s, fd) < 0)
+        if (ipc__conn_add(s, fd) < 0) {
             close(fd);
+            ipc__listener_pause(s);
+            return;
+        }
     }
 }
 
@@ -442,7 +469,14 @@ static bool ipc__stop_seen(ipc__socket_server *s)
 static int ipc__poll_once(ipc__socket_server *s, uint64_t deadline)
 {
     struct epoll_event evs[IPC_EVENTS];
-    int n = epoll_wait(s->epoll_fd, evs, IPC_EVENTS, ipc__poll_ms(deadline));
+    uint64_t until = deadline;
+    if (s->accept_paused_until != 0) {
+        if (ipc__now_ns() >= s->accept_paused_until)
+            ipc__listener_resume(s);
+        else if (s->accept_paused_until < until)
+            until = s->accept_paused_until;
+    }
+    int n = epoll_wait(s->epoll_fd, evs, IPC_EVENTS, ipc__poll_ms(until));
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     if (n == 0)
@@ -721,6 +755,7 @@ static void ipc__socket_server_close(ipc_server *base)
     s->conns = NULL;
     s->nconns = 0;
     s->tx_busy = 0;
+    s->accept_paused_until = 0;
     ipc__idq_free(&s->ready);
     ipc__idq_free(&s->free_ids);
     /* Unlink only the socket file we created, not one that replaced it. */

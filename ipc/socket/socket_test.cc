@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -521,6 +522,53 @@ TEST_F(SocketTest, SendTimesOutWithNothingSentWhenTheServerStalls)
     uint8_t b;
     EXPECT_EQ(ipc_client_recv(c.get(), &b, 1, 2 * kSecond), -ETIMEDOUT);
     reader.join();
+}
+
+// utime + stime of a process, in ms.
+long CpuMs(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == nullptr)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *p = strrchr(buf, ')');
+    unsigned long ut = 0, st = 0;
+    /* fields after the comm: state ppid pgrp session tty tpgid flags minflt
+     * cminflt majflt cmajflt utime stime */
+    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
+    return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
+}
+
+TEST_F(SocketTest, OutOfFileDescriptorsNeitherSpinsNorKillsTheServer)
+{
+    std::string path = path_;
+    ServerProcess server([path]() {
+        struct rlimit rl = {32, 32};
+        setrlimit(RLIMIT_NOFILE, &rl);
+        return ipc_server_create_socket(path.c_str(), 4);
+    });
+    ASSERT_TRUE(server.ok());
+    Client early = Connect();
+    ExpectEcho(early.get(), 10, 1);
+    std::vector<int> flood;
+    for (int i = 0; i < 60; i++)
+        flood.push_back(RawConnect());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    long before = CpuMs(server.pid());
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    long used = CpuMs(server.pid()) - before;
+    EXPECT_LT(used, 250) << "the server spins while out of fds";
+    ExpectEcho(early.get(), 10, 2);
+    for (int fd : flood)
+        close(fd);
+    Client late = Connect();
+    ExpectEcho(late.get(), 100, 3);
+    ExpectEcho(early.get(), 10, 4);
 }
 
 }  // namespace
