@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipc/shm/shm_transport.h" /* TEMPSTUB */
+#include "ipc/shm/shm_transport.h"
 #include "ipc/socket/socket_transport.h"
 #include "ipc/transport.h"
 

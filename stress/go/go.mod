@@ -1,0 +1,3 @@
+module ipcgo
+
+go 1.19
