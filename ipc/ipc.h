@@ -85,8 +85,9 @@ typedef struct ipc_server_options {
     size_t max_message_size;
     /* Socket: permission bits of the socket file (default 0600). */
     uint32_t socket_mode;
-    /* Socket: bytes of replies queued for one client that does not read
-     * before it is dropped (default 2 * max_message_size + 64 KiB). */
+    /* Bytes of replies queued for one client that does not read
+     * before it is dropped (0: 2 * max_message_size + 64 KiB, following
+     * the max_message_size that ipc_server_run() sets). */
     size_t max_pending_output;
     /* Shared memory: bytes in each ring, a power of two >= 4096 (default
      * 4 MiB). The largest message is ring_size / 2 - 16. */

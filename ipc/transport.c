@@ -29,3 +29,11 @@ int ipc__poll_ms(uint64_t deadline)
     uint64_t ms = (deadline - now + 999999) / 1000000;
     return ms > INT_MAX ? INT_MAX : (int)ms;
 }
+
+size_t ipc__pending_limit(const ipc_server *s)
+{
+    const ipc_server_options *o = &s->options;
+    if (o->max_pending_output != 0)
+        return o->max_pending_output;
+    return 2 * o->max_message_size + (64u << 10);
+}

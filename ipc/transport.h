@@ -55,6 +55,10 @@ struct ipc_server {
     atomic_int stop_requested;
 };
 
+/* Bytes of replies one client may have queued before it is dropped:
+ * options.max_pending_output, or 2 * max_message_size + 64 KiB if that is 0. */
+size_t ipc__pending_limit(const ipc_server *s);
+
 /* Fills the zero fields of *o with their defaults; -EINVAL for bad values. */
 int ipc__server_options_resolve(ipc_server_options *o);
 

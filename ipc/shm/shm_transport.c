@@ -567,7 +567,7 @@ static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t 
 static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t len)
 {
     ipc__shm_slot *sl = &s->slots[id];
-    if (sl->out_bytes + len > s->base.options.max_pending_output) {
+    if (sl->out_bytes + len > ipc__pending_limit(&s->base)) {
         ipc__srv_drop(s, id);
         return -ENOBUFS;
     }

@@ -128,14 +128,6 @@ static void ipc__idq_free(ipc__id_queue *q)
 
 /* ------------------------------------------------------------- connections */
 
-static size_t ipc__pending_limit(const ipc__socket_server *s)
-{
-    const ipc_server_options *o = &s->base.options;
-    if (o->max_pending_output != 0)
-        return o->max_pending_output;
-    return 2 * o->max_message_size + (64u << 10);
-}
-
 static ipc__conn *ipc__conn_get(ipc__socket_server *s, int id)
 {
     if (id < 0 || (size_t)id >= s->nconns)
@@ -388,7 +380,7 @@ static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hd
     ipc__conn *c = &s->conns[id];
     size_t rest = IPC_FRAME_HEADER + len - sent;
     size_t queued = c->tx_len - c->tx_off;
-    if (queued + rest > ipc__pending_limit(s))
+    if (queued + rest > ipc__pending_limit(&s->base))
         return -ENOBUFS;
     if (c->tx_off > 0) {
         memmove(c->tx, c->tx + c->tx_off, queued);
