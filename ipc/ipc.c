@@ -5,6 +5,7 @@
 #include "ipc/ipc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,18 +19,32 @@
 
 /* ------------------------------------------------------------------ client */
 
+/* Gives a new transport client its counters; NULL (and nothing left) when
+ * out of memory. */
+static ipc_client *ipc__client_init(ipc_client *c)
+{
+    if (c == NULL)
+        return NULL;
+    c->stats = calloc(1, sizeof(*c->stats));
+    if (c->stats == NULL) {
+        c->ops->destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
 ipc_client *ipc_client_create_socket(const char *socket_path)
 {
     if (socket_path == NULL)
         return NULL;
-    return ipc__socket_client_create(socket_path);
+    return ipc__client_init(ipc__socket_client_create(socket_path));
 }
 
 ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients)
 {
     if (base_name == NULL || max_clients == 0 || max_clients > IPC_SHM_MAX_CLIENTS)
         return NULL;
-    return ipc__shm_client_create(base_name, max_clients);
+    return ipc__client_init(ipc__shm_client_create(base_name, max_clients));
 }
 
 int ipc_client_connect(ipc_client *c)
@@ -40,7 +55,16 @@ int ipc_client_connect(ipc_client *c)
         return -EISCONN;
     int rc = c->ops->connect(c);
     c->connected = rc == 0;
-    return rc;
+    if (rc < 0) {
+        ipc__stat_error(c->stats, rc);
+        return rc;
+    }
+    ipc__stat_add(c->stats, IPC__STAT_CONNECTS, 1);
+    if (c->ever_connected)
+        ipc__stat_add(c->stats, IPC__STAT_RECONNECTS, 1);
+    c->ever_connected = true;
+    c->sent_at = 0;
+    return 0;
 }
 
 static int ipc__check_buffer(const void *p, size_t len)
@@ -60,7 +84,16 @@ int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeou
         return -EMSGSIZE;
     if (!c->connected)
         return -ENOTCONN;
-    return c->ops->send(c, data, len, ipc__deadline(timeout_ns));
+    int rc = c->ops->send(c, data, len, ipc__deadline(timeout_ns));
+    if (rc < 0) {
+        ipc__stat_error(c->stats, rc);
+        return rc;
+    }
+    ipc__stat_add(c->stats, IPC__STAT_MESSAGES_OUT, 1);
+    ipc__stat_add(c->stats, IPC__STAT_BYTES_OUT, len);
+    if (c->sent_at == 0) /* with several in flight, time the oldest */
+        c->sent_at = ipc__now_ns();
+    return 0;
 }
 
 ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeout_ns)
@@ -71,7 +104,18 @@ ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeo
         return -EFAULT;
     if (!c->connected)
         return -ENOTCONN;
-    return c->ops->recv(c, buf, max_len, ipc__deadline(timeout_ns));
+    ssize_t n = c->ops->recv(c, buf, max_len, ipc__deadline(timeout_ns));
+    if (n < 0) {
+        ipc__stat_error(c->stats, (int)n);
+        return n;
+    }
+    ipc__stat_add(c->stats, IPC__STAT_MESSAGES_IN, 1);
+    ipc__stat_add(c->stats, IPC__STAT_BYTES_IN, (uint64_t)n);
+    if (c->sent_at != 0) {
+        ipc__stat_latency(c->stats, ipc__now_ns() - c->sent_at);
+        c->sent_at = 0;
+    }
+    return n;
 }
 
 void ipc_client_close(ipc_client *c)
@@ -87,6 +131,7 @@ void ipc_client_destroy(ipc_client *c)
     if (c == NULL)
         return;
     ipc_client_close(c);
+    free(c->stats);
     c->ops->destroy(c);
 }
 
@@ -114,6 +159,20 @@ int ipc__server_options_resolve(ipc_server_options *o)
     return 0;
 }
 
+/* Gives a new transport server its name and counters; NULL (and nothing
+ * left) when out of memory. */
+static ipc_server *ipc__server_init(ipc_server *s, const char *name)
+{
+    if (s == NULL)
+        return NULL;
+    if (ipc__stats_pub_init(&s->stats) < 0) {
+        s->ops->destroy(s);
+        return NULL;
+    }
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    return s;
+}
+
 static bool ipc__resolve_copy(const ipc_server_options *in, ipc_server_options *out)
 {
     if (in != NULL)
@@ -129,7 +188,9 @@ ipc_server *ipc_server_create_socket_ex(const char *socket_path, int max_clients
     ipc_server_options o;
     if (socket_path == NULL || max_clients < 0 || !ipc__resolve_copy(options, &o))
         return NULL;
-    return ipc__socket_server_create(socket_path, max_clients == 0 ? 16 : max_clients, &o);
+    return ipc__server_init(
+        ipc__socket_server_create(socket_path, max_clients == 0 ? 16 : max_clients, &o),
+        socket_path);
 }
 
 ipc_server *ipc_server_create_socket(const char *socket_path, int max_clients)
@@ -144,7 +205,7 @@ ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
     if (base_name == NULL || max_clients == 0 || max_clients > IPC_SHM_MAX_CLIENTS ||
         !ipc__resolve_copy(options, &o))
         return NULL;
-    return ipc__shm_server_create(base_name, max_clients, &o);
+    return ipc__server_init(ipc__shm_server_create(base_name, max_clients, &o), base_name);
 }
 
 ipc_server *ipc_server_create_shm(const char *base_name, size_t max_clients)
@@ -160,6 +221,8 @@ int ipc_server_listen(ipc_server *s)
         return -EALREADY;
     int rc = s->ops->listen(s);
     s->listening = rc == 0;
+    if (rc == 0)
+        ipc__stats_publish(&s->stats, s->ops->name, s->name);
     return rc;
 }
 
@@ -180,7 +243,16 @@ ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
         return -EFAULT;
     if (!s->listening)
         return -ENOTCONN;
-    return s->ops->recv(s, client_id, buf, max_len);
+    ssize_t n = s->ops->recv(s, client_id, buf, max_len);
+    ipc__stats_block *b = s->stats.block;
+    if (n < 0) {
+        if (n != -EAGAIN)
+            ipc__stat_error(b, (int)n);
+        return n;
+    }
+    ipc__stat_add(b, IPC__STAT_MESSAGES_IN, 1);
+    ipc__stat_add(b, IPC__STAT_BYTES_IN, (uint64_t)n);
+    return n;
 }
 
 int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len)
@@ -193,15 +265,25 @@ int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len)
         return -EMSGSIZE;
     if (!s->listening)
         return -ENOTCONN;
-    return s->ops->send(s, client_id, data, len);
+    int rc = s->ops->send(s, client_id, data, len);
+    ipc__stats_block *b = s->stats.block;
+    if (rc < 0) {
+        ipc__stat_error(b, rc);
+        return rc;
+    }
+    ipc__stat_add(b, IPC__STAT_MESSAGES_OUT, 1);
+    ipc__stat_add(b, IPC__STAT_BYTES_OUT, len);
+    return 0;
 }
 
 void ipc_server_close(ipc_server *s)
 {
     if (s == NULL)
         return;
-    if (s->listening)
+    if (s->listening) {
+        ipc__stats_unpublish(&s->stats);
         s->ops->close(s);
+    }
     s->listening = false;
     atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
 }
@@ -211,6 +293,7 @@ void ipc_server_destroy(ipc_server *s)
     if (s == NULL)
         return;
     ipc_server_close(s);
+    ipc__stats_pub_free(&s->stats);
     s->ops->destroy(s);
 }
 
@@ -276,13 +359,15 @@ static bool ipc__stop_seen(ipc_server *s)
 static ipc_action ipc__serve_one(ipc_server *s, int id, uint8_t *request, size_t max,
                                  ipc_handler handler, void *ctx, ipc_response *response)
 {
-    ssize_t n = s->ops->recv(s, id, request, max);
+    uint64_t t0 = ipc__now_ns();
+    ssize_t n = ipc_server_recv(s, id, request, max);
     if (n < 0)
         return IPC_CONTINUE;
     response->len = 0;
     ipc_action action = handler(ctx, id, request, (size_t)n, response);
     /* A client that left meanwhile is no error of the server's. */
-    (void)s->ops->send(s, id, response->data, response->len);
+    if (ipc_server_send(s, id, response->data, response->len) == 0)
+        ipc__stat_latency(s->stats.block, ipc__now_ns() - t0);
     return action;
 }
 
@@ -319,6 +404,22 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
     free(response.data);
     free(request);
     return rc;
+}
+
+int ipc_server_stats(const ipc_server *s, ipc_stats *out)
+{
+    if (s == NULL || out == NULL)
+        return -EINVAL;
+    ipc__stats_snapshot(s->stats.block, out);
+    return 0;
+}
+
+int ipc_client_stats(const ipc_client *c, ipc_stats *out)
+{
+    if (c == NULL || out == NULL)
+        return -EINVAL;
+    ipc__stats_snapshot(c->stats, out);
+    return 0;
 }
 
 const char *ipc_strerror(int err)

@@ -163,6 +163,81 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
  * called from any thread. */
 void ipc_server_stop(ipc_server *s);
 
+/* ----------------------------------------------------------------- metrics */
+
+/* Latency histogram: log buckets with 8 steps per power of two (values
+ * within 12.5 %), constant memory, from 0 ns to 2^64 ns. */
+#define IPC_HISTOGRAM_BUCKETS 512
+
+typedef struct ipc_stats {
+    uint64_t messages_in;  /* messages received */
+    uint64_t messages_out; /* messages sent */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint64_t timeouts;     /* calls that returned -ETIMEDOUT */
+    uint64_t oversize;     /* -EMSGSIZE: messages discarded as too long */
+    uint64_t resets;       /* -ECONNRESET / -EPIPE: the peer went away */
+    uint64_t other_errors; /* every other failure */
+    uint64_t drops;        /* server: clients it disconnected (bad frames,
+                              reply queue overflow, corrupt rings) */
+    uint64_t connects;     /* server: clients accepted; client: connects */
+    uint64_t reconnects;   /* client: connects after the first */
+    uint64_t reclaims;     /* server: slots freed after a client left or died */
+    uint64_t clients;      /* server: clients connected now */
+    /* Server: time from a request's arrival in run() to its reply sent.
+     * Client: send() to the recv() that completes, in ns. */
+    uint64_t latency[IPC_HISTOGRAM_BUCKETS];
+} ipc_stats;
+
+/* A snapshot of the counters (reading never slows the owner). 0 or -EINVAL. */
+int ipc_server_stats(const ipc_server *s, ipc_stats *out);
+int ipc_client_stats(const ipc_client *c, ipc_stats *out);
+
+/* The latency below which a fraction q (0..1) of the samples fall, in ns
+ * (the upper edge of the bucket holding it); 0 with no samples. */
+uint64_t ipc_stats_percentile(const ipc_stats *st, double q);
+
+/* Number of latency samples. */
+uint64_t ipc_stats_samples(const ipc_stats *st);
+
+/* Who publishes a stats page (see ipc_stats_fetch). */
+typedef struct ipc_server_info {
+    char transport[8]; /* "socket" or "shm" */
+    char name[112];    /* absolute socket path, or shared-memory name */
+    int32_t pid;       /* the server process */
+    uint32_t uid;      /* its owner */
+    uint64_t started_ns; /* CLOCK_REALTIME when it started listening */
+} ipc_server_info;
+
+/* Reads the stats a listening server publishes, from any process of the
+ * same user (or root), without stopping or slowing it. transport is
+ * "socket" (name: the socket path) or "shm". -ENOENT when no such server
+ * listens, -EACCES for another user's server, -EPROTO for a foreign page. */
+int ipc_stats_fetch(const char *transport, const char *name, ipc_stats *out,
+                    ipc_server_info *info);
+
+/* Calls visit once per server on this machine that publishes stats (every
+ * listening server does), with its info and stats, or with err < 0 when its
+ * page could not be read (-EACCES: another user's). 0 or -errno. */
+typedef void (*ipc_stats_visitor)(void *arg, int err, const ipc_server_info *info,
+                                  const ipc_stats *stats);
+int ipc_stats_list(ipc_stats_visitor visit, void *arg);
+
+/* --------------------------------------------------------------- operators */
+
+enum { IPC_PATH_STALE = 0, IPC_PATH_LIVE = 1 };
+
+/* What is at a socket path: IPC_PATH_LIVE when a server accepts there,
+ * IPC_PATH_STALE for a socket file nobody serves (left by a dead server),
+ * -ENOENT for nothing, -ENOTSOCK for something else, -EINVAL for a path that
+ * cannot be a socket path. */
+int ipc_socket_path_state(const char *path);
+
+/* Removes a stale socket file. -EADDRINUSE when a server is live there (it
+ * is left alone), -ENOTSOCK / -ENOENT as above. While it checks, it holds the
+ * lock a server of this library takes, so none can start there meanwhile. */
+int ipc_socket_path_clean(const char *path);
+
 /* Human-readable text for a negative errno returned by this library. */
 const char *ipc_strerror(int err);
 

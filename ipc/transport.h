@@ -14,6 +14,7 @@
 #include <stdbool.h>
 
 #include "ipc/ipc.h"
+#include "ipc/stats.h"
 
 /* Absolute CLOCK_MONOTONIC deadline in ns; IPC_FOREVER waits without limit. */
 #define IPC_FOREVER UINT64_MAX
@@ -30,6 +31,9 @@ typedef struct ipc_client_ops {
 struct ipc_client {
     const ipc_client_ops *ops;
     bool connected;
+    bool ever_connected;
+    uint64_t sent_at; /* when the request now in flight was sent, or 0 */
+    ipc__stats_block *stats;
 };
 
 typedef struct ipc_server_ops {
@@ -47,10 +51,15 @@ typedef struct ipc_server_ops {
     void (*destroy)(ipc_server *s); /* after close: frees the object */
 } ipc_server_ops;
 
+/* Longest name a server has: a socket path or a shared-memory name. */
+#define IPC_NAME_CAP 108
+
 struct ipc_server {
     const ipc_server_ops *ops;
     ipc_server_options options; /* every default already filled in */
+    char name[IPC_NAME_CAP];
     bool listening;
+    ipc__stats_pub stats; /* stats.block is always valid */
     /* Set by ipc_server_stop(), cleared when run() returns or on close. */
     atomic_int stop_requested;
 };

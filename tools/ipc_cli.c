@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "tools/ipc_admin.h"
 
 #define EXIT_USAGE 2
 
@@ -41,6 +42,12 @@ static const char usage_text[] =
     "         [--timeout-ms MS]         round trips, with p50/p99/p99.9\n"
     "  demo                             echo server in a child process, both\n"
     "                                   transports, a short latency table\n"
+    "  ls     [DIR...]                  live servers, and stale socket files\n"
+    "                                   under DIR (default /tmp)\n"
+    "  stat   (--socket PATH | --shm NAME) [--watch] [--interval-ms MS] [--count N]\n"
+    "                                   a live server's counters and latency\n"
+    "  clean  PATH|DIR...               remove socket files whose server is dead;\n"
+    "                                   live servers are left alone (exit 1)\n"
     "  help                             this text\n"
     "\n"
     "--clients: shared memory: the server's capacity (default 8), which a\n"
@@ -391,6 +398,12 @@ int main(int argc, char **argv)
         return usage(stdout, EXIT_SUCCESS);
     if (!strcmp(cmd, "demo"))
         return argc == 2 ? demo() : usage(stderr, EXIT_USAGE);
+    if (!strcmp(cmd, "ls"))
+        return ipc_cmd_ls(argc, argv);
+    if (!strcmp(cmd, "stat"))
+        return ipc_cmd_stat(argc, argv);
+    if (!strcmp(cmd, "clean"))
+        return ipc_cmd_clean(argc, argv);
     bool is_serve = !strcmp(cmd, "serve"), is_ping = !strcmp(cmd, "ping");
     if (!is_serve && !is_ping) {
         fprintf(stderr, "ipc: unknown command '%s'\n", cmd);

@@ -155,6 +155,7 @@ static void ipc__release_id(ipc__socket_server *s, uint32_t id)
 {
     ipc__conn *c = &s->conns[id];
     c->state = IPC_CONN_FREE;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_RECLAIMS, 1);
     /* No memory for the queue: the id is lost, the table still works. */
     (void)ipc__idq_push(&s->free_ids, id);
 }
@@ -186,6 +187,7 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
         return;
     close(c->fd); /* also removes it from the epoll set */
     c->fd = -1;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
     ipc__listener_resume(s); /* an fd is free again */
     ipc_frame_reader_free(&c->rx);
     if (c->tx_len > c->tx_off)
@@ -198,6 +200,14 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
         c->state = IPC_CONN_ZOMBIE;
     else
         ipc__release_id(s, id);
+}
+
+/* Disconnects a client for breaking the rules (a frame over the limit, a
+ * reply queue over its bound): counted as a drop. */
+static void ipc__conn_kick(ipc__socket_server *s, uint32_t id)
+{
+    ipc__stat_add(s->base.stats.block, IPC__STAT_DROPS, 1);
+    ipc__conn_drop(s, id);
 }
 
 static bool ipc__has_frame(ipc__socket_server *s, ipc__conn *c)
@@ -255,10 +265,13 @@ static int ipc__conn_add(ipc__socket_server *s, int fd)
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
     if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int err = -errno;
-        ipc__release_id(s, id);
+        c->state = IPC_CONN_FREE; /* never live: not a reclaim */
+        (void)ipc__idq_push(&s->free_ids, id);
         return err;
     }
     c->state = IPC_CONN_LIVE;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);
     return 0;
 }
 
@@ -293,7 +306,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
         c->rx.max_payload = s->base.options.max_message_size;
         int r = ipc_frame_reader_peek(&c->rx, &p, &n);
         if (r < 0) {
-            ipc__conn_drop(s, id); /* longer than max_message_size */
+            ipc__conn_kick(s, id); /* longer than max_message_size */
             return;
         }
         if (r == 1 && ipc_frame_reader_buffered(&c->rx) >= IPC_INPUT_HIGH_WATER) {
@@ -333,7 +346,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     uint32_t n;
     int r = ipc_frame_reader_peek(&c->rx, &p, &n);
     if (r < 0)
-        ipc__conn_drop(s, id); /* longer than max_message_size */
+        ipc__conn_kick(s, id); /* longer than max_message_size */
     else if (r == 1)
         ipc__enqueue(s, id);
     else
@@ -563,7 +576,10 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     else if ((size_t)sent < IPC_FRAME_HEADER + len)
         rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent);
     if (rc < 0) {
-        ipc__conn_drop(s, (uint32_t)client_id);
+        if (rc == -ENOBUFS)
+            ipc__conn_kick(s, (uint32_t)client_id);
+        else
+            ipc__conn_drop(s, (uint32_t)client_id);
         return rc;
     }
     ipc__conn_settle(s, (uint32_t)client_id);
@@ -594,26 +610,16 @@ static void ipc__socket_server_wake(ipc_server *base)
 
 /* --------------------------------------------------------------- the name */
 
-/* The abstract lock name for a path: "\0ipc-sock-lock/<fnv1a64 of path>".
- * Relative paths are made absolute so two spellings of one file agree. */
+/* The abstract lock name for a path: "\0ipc-sock-lock/<ipc__path_id>". */
 static int ipc__lock_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
 {
-    char abs[PATH_MAX + 1];
-    const char *full = path;
-    if (path[0] != '/') {
-        if (getcwd(abs, sizeof(abs) - IPC_SOCKET_PATH_MAX - 2) == NULL)
-            return -errno;
-        strcat(abs, "/");
-        strcat(abs, path);
-        full = abs;
-    }
-    uint64_t h = 1469598103934665603ull;
-    for (const char *p = full; *p; p++)
-        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    char id[17];
+    int rc = ipc__path_id(path, id, NULL, 0);
+    if (rc < 0)
+        return rc;
     memset(a, 0, sizeof(*a));
     a->sun_family = AF_UNIX;
-    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ipc-sock-lock/%016llx",
-                     (unsigned long long)h);
+    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ipc-sock-lock/%s", id);
     *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
     return 0;
 }
@@ -669,6 +675,39 @@ static int ipc__bind_path(ipc__socket_server *s, int fd)
     if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0)
         return -errno;
     return 0;
+}
+
+/* ------------------------------------------------------- operator helpers */
+
+int ipc_socket_path_state(const char *path)
+{
+    struct sockaddr_un addr;
+    struct stat st;
+    if (path == NULL || !ipc__sockaddr_path(&addr, path))
+        return -EINVAL;
+    if (lstat(path, &st) < 0)
+        return -errno;
+    if (!S_ISSOCK(st.st_mode))
+        return -ENOTSOCK;
+    return ipc__path_is_live(&addr) ? IPC_PATH_LIVE : IPC_PATH_STALE;
+}
+
+int ipc_socket_path_clean(const char *path)
+{
+    struct sockaddr_un addr;
+    if (path == NULL || !ipc__sockaddr_path(&addr, path))
+        return -EINVAL;
+    /* Holding the server lock, no server of ours can start here meanwhile. */
+    int lock = ipc__take_lock(path);
+    if (lock < 0)
+        return lock;
+    int rc = ipc_socket_path_state(path);
+    if (rc == IPC_PATH_LIVE)
+        rc = -EADDRINUSE; /* a server without our lock: leave it alone */
+    else if (rc == IPC_PATH_STALE)
+        rc = unlink(path) < 0 ? -errno : 0;
+    close(lock);
+    return rc;
 }
 
 static int ipc__epoll_add(int epfd, int fd, uint32_t tag)
