@@ -74,7 +74,7 @@ static int ipc__check_buffer(const void *p, size_t len)
     return 0;
 }
 
-int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeout_ns)
+static int ipc__client_send(ipc_client *c, const void *data, size_t len, uint64_t deadline)
 {
     if (c == NULL)
         return -EINVAL;
@@ -84,9 +84,10 @@ int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeou
         return -EMSGSIZE;
     if (!c->connected)
         return -ENOTCONN;
-    int rc = c->ops->send(c, data, len, ipc__deadline(timeout_ns));
+    int rc = c->ops->send(c, data, len, deadline);
     if (rc < 0) {
-        ipc__stat_error(c->stats, rc);
+        if (deadline != IPC_NOW || rc != -ETIMEDOUT)
+            ipc__stat_error(c->stats, rc);
         return rc;
     }
     ipc__stat_add(c->stats, IPC__STAT_MESSAGES_OUT, 1);
@@ -96,7 +97,7 @@ int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeou
     return 0;
 }
 
-ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeout_ns)
+static ssize_t ipc__client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t deadline)
 {
     if (c == NULL)
         return -EINVAL;
@@ -104,9 +105,10 @@ ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeo
         return -EFAULT;
     if (!c->connected)
         return -ENOTCONN;
-    ssize_t n = c->ops->recv(c, buf, max_len, ipc__deadline(timeout_ns));
+    ssize_t n = c->ops->recv(c, buf, max_len, deadline);
     if (n < 0) {
-        ipc__stat_error(c->stats, (int)n);
+        if (deadline != IPC_NOW || n != -ETIMEDOUT)
+            ipc__stat_error(c->stats, (int)n);
         return n;
     }
     ipc__stat_add(c->stats, IPC__STAT_MESSAGES_IN, 1);
@@ -116,6 +118,42 @@ ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeo
         c->sent_at = 0;
     }
     return n;
+}
+
+int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeout_ns)
+{
+    return ipc__client_send(c, data, len, ipc__deadline(timeout_ns));
+}
+
+ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeout_ns)
+{
+    return ipc__client_recv(c, buf, max_len, ipc__deadline(timeout_ns));
+}
+
+/* A try_ call is a call whose deadline has passed: "timed out" is "would
+ * block". */
+static int ipc__would_block(int rc)
+{
+    return rc == -ETIMEDOUT ? -EAGAIN : rc;
+}
+
+int ipc_client_try_send(ipc_client *c, const void *data, size_t len)
+{
+    return ipc__would_block(ipc__client_send(c, data, len, IPC_NOW));
+}
+
+ssize_t ipc_client_try_recv(ipc_client *c, void *buf, size_t max_len)
+{
+    return ipc__would_block((int)ipc__client_recv(c, buf, max_len, IPC_NOW));
+}
+
+int ipc_client_fd(ipc_client *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (!c->connected)
+        return -ENOTCONN;
+    return c->ops->fd != NULL ? c->ops->fd(c) : -EOPNOTSUPP;
 }
 
 void ipc_client_close(ipc_client *c)
@@ -233,6 +271,24 @@ int ipc_server_wait_for_data(ipc_server *s, uint64_t timeout_ns)
     if (!s->listening)
         return -ENOTCONN;
     return s->ops->wait_for_data(s, ipc__deadline(timeout_ns));
+}
+
+int ipc_server_try_wait_for_data(ipc_server *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!s->listening)
+        return -ENOTCONN;
+    return ipc__would_block(s->ops->wait_for_data(s, IPC_NOW));
+}
+
+int ipc_server_fd(ipc_server *s)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (!s->listening)
+        return -ENOTCONN;
+    return s->ops->fd != NULL ? s->ops->fd(s) : -EOPNOTSUPP;
 }
 
 ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)

@@ -163,6 +163,28 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
  * called from any thread. */
 void ipc_server_stop(ipc_server *s);
 
+/* ------------------------------------------------------ event-loop support */
+
+/* A file descriptor that polls readable (POLLIN / EPOLLIN) when the server
+ * may have work: a message, a connection, a dead client. Drain with
+ * ipc_server_try_wait_for_data() until -EAGAIN before polling again, as
+ * with an edge-triggered source. Owned by the server: do not close or read
+ * it. -ENOTCONN before listen, -EOPNOTSUPP when the transport has none. */
+int ipc_server_fd(ipc_server *s);
+
+/* Like ipc_server_wait_for_data() without waiting: a client id or -EAGAIN. */
+int ipc_server_try_wait_for_data(ipc_server *s);
+
+/* A file descriptor that polls readable when a reply may have arrived or the
+ * server is gone; drain with ipc_client_try_recv() until -EAGAIN. */
+int ipc_client_fd(ipc_client *c);
+
+/* Like ipc_client_recv() without waiting: a length, or -EAGAIN. */
+ssize_t ipc_client_try_recv(ipc_client *c, void *buf, size_t max_len);
+
+/* Like ipc_client_send() without waiting: 0, or -EAGAIN with nothing sent. */
+int ipc_client_try_send(ipc_client *c, const void *data, size_t len);
+
 /* ----------------------------------------------------------------- metrics */
 
 /* Latency histogram: log buckets with 8 steps per power of two (values

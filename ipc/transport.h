@@ -16,8 +16,10 @@
 #include "ipc/ipc.h"
 #include "ipc/stats.h"
 
-/* Absolute CLOCK_MONOTONIC deadline in ns; IPC_FOREVER waits without limit. */
+/* Absolute CLOCK_MONOTONIC deadline in ns; IPC_FOREVER waits without limit,
+ * IPC_NOW (long past) does not wait at all. */
 #define IPC_FOREVER UINT64_MAX
+#define IPC_NOW 1u
 
 typedef struct ipc_client_ops {
     const char *name;
@@ -26,6 +28,8 @@ typedef struct ipc_client_ops {
     ssize_t (*recv)(ipc_client *c, void *buf, size_t max_len, uint64_t deadline);
     void (*close)(ipc_client *c);
     void (*destroy)(ipc_client *c); /* after close: frees the object */
+    /* Optional: the pollable fd of a connected client (ipc_client_fd). */
+    int (*fd)(ipc_client *c);
 } ipc_client_ops;
 
 struct ipc_client {
@@ -49,6 +53,8 @@ typedef struct ipc_server_ops {
     void (*wake)(ipc_server *s);
     void (*close)(ipc_server *s);
     void (*destroy)(ipc_server *s); /* after close: frees the object */
+    /* Optional: the pollable fd of a listening server (ipc_server_fd). */
+    int (*fd)(ipc_server *s);
 } ipc_server_ops;
 
 /* Longest name a server has: a socket path or a shared-memory name. */

@@ -432,6 +432,7 @@ static void *ipc__srv_watch(void *arg)
             uint64_t tag = ev[i].data.u64;
             if (tag == IPC__TAG_STOP)
                 return NULL;
+            /* Relaxed: published by the admin_pending release below. */
             if (tag == IPC__TAG_LISTEN)
                 atomic_store_explicit(&s->accept_pending, 1, memory_order_relaxed);
             else if (tag < s->max_clients)
@@ -457,6 +458,8 @@ static int ipc__srv_flush_slot(ipc__shm_server *s, ipc__shm_slot *sl)
     }
     sl->out_tail = NULL;
     s->n_out--;
+    /* Relaxed: a client seeing a stale 1 only rings the doorbell once too
+     * often; the flag guards no data. */
     atomic_store_explicit(&sl->hdr->want_space, 0, memory_order_relaxed);
     return 0;
 }
@@ -491,6 +494,8 @@ static bool ipc__srv_stop_seen(ipc__shm_server *s)
 static bool ipc__srv_interrupt(void *arg)
 {
     ipc__shm_server *s = arg;
+    /* Relaxed admin_pending: only a reason to wake; ipc__srv_admin()'s
+     * acquire exchange is what orders the watcher's hints. */
     return ipc__srv_stop_seen(s) ||
            atomic_load_explicit(&s->admin_pending, memory_order_relaxed) != 0 ||
            (s->n_out != 0 && ipc__srv_flushable(s));
@@ -528,7 +533,7 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
             continue;
         }
         /* A passed deadline still gets one look in ipc_mpsc_wait(). */
-        uint64_t slice_ns = s->accept_retry ? IPC__SHM_SERVER_SLICE_NS / 4 : IPC__SHM_SERVER_SLICE_NS;
+        uint64_t slice_ns = IPC__SHM_SERVER_SLICE_NS / (s->accept_retry ? 4 : 1);
         uint64_t slice = ipc__min_u64(deadline, ipc_wait_now_ns() + slice_ns);
         id = ipc_mpsc_wait(&s->mpsc, ipc__srv_interrupt, s, s->base.options.spin_ns, slice);
         if (id >= 0 && ipc__srv_frame_ready(s, id))
@@ -623,6 +628,7 @@ static int ipc__srv_send(ipc_server *base, int client_id, const void *data, size
 static bool ipc__srv_flush_ready(void *arg)
 {
     ipc__shm_server *s = arg;
+    /* Relaxed: a reason to wake, as in ipc__srv_interrupt(). */
     return atomic_load_explicit(&s->admin_pending, memory_order_relaxed) != 0 ||
            ipc__srv_flushable(s);
 }
@@ -746,7 +752,8 @@ static int ipc__srv_listen(ipc_server *base)
         rc = -errno;
         goto err_epoll;
     }
-    if ((rc = ipc__srv_epoll_add(s->epoll_fd, s->listen_fd, EPOLLIN | EPOLLET, IPC__TAG_LISTEN)) < 0 ||
+    if ((rc = ipc__srv_epoll_add(s->epoll_fd, s->listen_fd, EPOLLIN | EPOLLET,
+                                 IPC__TAG_LISTEN)) < 0 ||
         (rc = ipc__srv_epoll_add(s->epoll_fd, s->stop_fd, EPOLLIN, IPC__TAG_STOP)) < 0)
         goto err_stop;
     atomic_store_explicit(&s->admin_pending, 0, memory_order_relaxed);
@@ -946,7 +953,8 @@ static int ipc__cli_check_header(ipc__shm_client *c, const ipc__shm_seg_header *
         h->header_size != IPC_SHM_HEADER_SIZE || !ipc_spsc_capacity_ok(h->ring_size))
         return -EPROTO;
     if (h->segment_size != ipc__shm_segment_size(h->ring_size) || h->segment_size != file_size ||
-        h->req_offset != ipc__shm_req_offset() || h->resp_offset != ipc__shm_resp_offset(h->ring_size) ||
+        h->req_offset != ipc__shm_req_offset() ||
+        h->resp_offset != ipc__shm_resp_offset(h->ring_size) ||
         h->client_id != id || h->client_id >= h->max_clients)
         return -EPROTO;
     if (h->max_clients != c->max_clients)
@@ -1005,7 +1013,9 @@ static int ipc__cli_map_bell(ipc__shm_client *c, int fd)
 
 static int ipc__cli_dial(ipc__shm_client *c)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking: with the server's backlog full, connect() fails with
+     * EAGAIN ("busy") instead of blocking without limit. */
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     struct sockaddr_un a;
@@ -1068,6 +1078,8 @@ struct ipc__cli_wait {
 
 static bool ipc__cli_closed_flag(ipc__shm_client *c)
 {
+    /* Relaxed: the flag publishes no data we read afterwards; it only turns
+     * the next call into an error, and replies before it came through [T]. */
     return atomic_load_explicit(&c->hdr->server_closed, memory_order_relaxed) != 0;
 }
 

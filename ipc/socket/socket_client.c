@@ -279,6 +279,11 @@ static void ipc__socket_client_close(ipc_client *base)
     c->discard = 0;
 }
 
+static int ipc__socket_client_fd(ipc_client *base)
+{
+    return ipc__sc(base)->fd;
+}
+
 static void ipc__socket_client_destroy(ipc_client *base)
 {
     free(ipc__sc(base));
@@ -291,6 +296,7 @@ static const ipc_client_ops ipc__socket_client_ops = {
     .recv = ipc__socket_client_recv,
     .close = ipc__socket_client_close,
     .destroy = ipc__socket_client_destroy,
+    .fd = ipc__socket_client_fd,
 };
 
 ipc_client *ipc__socket_client_create(const char *path)

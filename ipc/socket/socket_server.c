@@ -800,6 +800,12 @@ static void ipc__socket_server_close(ipc_server *base)
     s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
 }
 
+static int ipc__socket_server_fd(ipc_server *base)
+{
+    /* The epoll set polls readable when any of its fds has an event. */
+    return ipc__ss(base)->epoll_fd;
+}
+
 static void ipc__socket_server_destroy(ipc_server *base)
 {
     free(ipc__ss(base));
@@ -815,6 +821,7 @@ static const ipc_server_ops ipc__socket_server_ops = {
     .wake = ipc__socket_server_wake,
     .close = ipc__socket_server_close,
     .destroy = ipc__socket_server_destroy,
+    .fd = ipc__socket_server_fd,
 };
 
 ipc_server *ipc__socket_server_create(const char *path, int initial_clients,
