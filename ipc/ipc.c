@@ -17,6 +17,18 @@
  * returns anyway: a client that stopped reading must not hold the server. */
 #define IPC_SHUTDOWN_FLUSH_NS (2ull * 1000 * 1000 * 1000)
 
+static void ipc__count_out(ipc__stats_block *b, size_t len)
+{
+    ipc__stat_add(b, IPC__STAT_MESSAGES_OUT, 1);
+    ipc__stat_add(b, IPC__STAT_BYTES_OUT, len);
+}
+
+static void ipc__count_in(ipc__stats_block *b, size_t len)
+{
+    ipc__stat_add(b, IPC__STAT_MESSAGES_IN, 1);
+    ipc__stat_add(b, IPC__STAT_BYTES_IN, len);
+}
+
 /* ------------------------------------------------------------------ client */
 
 /* Gives a new transport client its counters; NULL (and nothing left) when
@@ -64,6 +76,7 @@ int ipc_client_connect(ipc_client *c)
         ipc__stat_add(c->stats, IPC__STAT_RECONNECTS, 1);
     c->ever_connected = true;
     c->sent_at = 0;
+    c->loan.owner = -1;
     return 0;
 }
 
@@ -90,8 +103,7 @@ static int ipc__client_send(ipc_client *c, const void *data, size_t len, uint64_
             ipc__stat_error(c->stats, rc);
         return rc;
     }
-    ipc__stat_add(c->stats, IPC__STAT_MESSAGES_OUT, 1);
-    ipc__stat_add(c->stats, IPC__STAT_BYTES_OUT, len);
+    ipc__count_out(c->stats, len);
     if (c->sent_at == 0) /* with several in flight, time the oldest */
         c->sent_at = ipc__now_ns();
     return 0;
@@ -111,8 +123,7 @@ static ssize_t ipc__client_recv(ipc_client *c, void *buf, size_t max_len, uint64
             ipc__stat_error(c->stats, (int)n);
         return n;
     }
-    ipc__stat_add(c->stats, IPC__STAT_MESSAGES_IN, 1);
-    ipc__stat_add(c->stats, IPC__STAT_BYTES_IN, (uint64_t)n);
+    ipc__count_in(c->stats, (size_t)n);
     if (c->sent_at != 0) {
         ipc__stat_latency(c->stats, ipc__now_ns() - c->sent_at);
         c->sent_at = 0;
@@ -156,6 +167,100 @@ int ipc_client_fd(ipc_client *c)
     return c->ops->fd != NULL ? c->ops->fd(c) : -EOPNOTSUPP;
 }
 
+/* ----------------------------------------------------- zero-copy (client) */
+
+/* Grows a staging buffer to hold len bytes. */
+static void *ipc__stage(ipc__staging *st, size_t len)
+{
+    if (len > st->capacity || st->buf == NULL) {
+        uint8_t *p = realloc(st->buf, len ? len : 1);
+        if (p == NULL)
+            return NULL;
+        st->buf = p;
+        st->capacity = len ? len : 1;
+    }
+    return st->buf;
+}
+
+int ipc_client_loan(ipc_client *c, size_t len, void **buf, uint64_t timeout_ns)
+{
+    if (c == NULL || buf == NULL)
+        return -EINVAL;
+    if (len > IPC_MAX_MESSAGE_LIMIT)
+        return -EMSGSIZE;
+    if (!c->connected)
+        return -ENOTCONN;
+    uint64_t deadline = ipc__deadline(timeout_ns);
+    c->loan.len = 0;
+    c->loan.active = false;
+    if (c->ops->loan != NULL) {
+        int rc = c->ops->loan(c, len, buf, deadline);
+        if (rc < 0) {
+            ipc__stat_error(c->stats, rc);
+            return rc;
+        }
+        c->loan.active = true;
+    } else if ((*buf = ipc__stage(&c->loan, len)) == NULL) {
+        return -ENOMEM;
+    }
+    c->loan.len = len;
+    c->loan.owner = 0;
+    c->loan_deadline = deadline;
+    return 0;
+}
+
+int ipc_client_commit(ipc_client *c, size_t len)
+{
+    if (c == NULL || c->loan.owner != 0 || len > c->loan.len)
+        return -EINVAL;
+    if (!c->connected)
+        return -ENOTCONN;
+    c->loan.owner = -1;
+    int rc = c->loan.active ? c->ops->commit(c, len)
+                            : c->ops->send(c, c->loan.buf, len, c->loan_deadline);
+    if (rc < 0) {
+        ipc__stat_error(c->stats, rc);
+        return rc;
+    }
+    ipc__count_out(c->stats, len);
+    if (c->sent_at == 0)
+        c->sent_at = ipc__now_ns();
+    return 0;
+}
+
+ssize_t ipc_client_peek(ipc_client *c, const void **msg, uint64_t timeout_ns)
+{
+    if (c == NULL || msg == NULL)
+        return -EINVAL;
+    if (!c->connected)
+        return -ENOTCONN;
+    if (c->ops->peek == NULL)
+        return -EOPNOTSUPP;
+    ssize_t n = c->ops->peek(c, msg, ipc__deadline(timeout_ns));
+    if (n < 0)
+        ipc__stat_error(c->stats, (int)n);
+    return n;
+}
+
+ssize_t ipc_client_release(ipc_client *c)
+{
+    if (c == NULL)
+        return -EINVAL;
+    if (!c->connected)
+        return -ENOTCONN;
+    if (c->ops->release == NULL)
+        return -EOPNOTSUPP;
+    ssize_t n = c->ops->release(c);
+    if (n < 0)
+        return n;
+    ipc__count_in(c->stats, (size_t)n);
+    if (c->sent_at != 0) {
+        ipc__stat_latency(c->stats, ipc__now_ns() - c->sent_at);
+        c->sent_at = 0;
+    }
+    return n;
+}
+
 void ipc_client_close(ipc_client *c)
 {
     if (c == NULL || !c->connected)
@@ -170,6 +275,7 @@ void ipc_client_destroy(ipc_client *c)
         return;
     ipc_client_close(c);
     free(c->stats);
+    free(c->loan.buf);
     c->ops->destroy(c);
 }
 
@@ -208,6 +314,8 @@ static ipc_server *ipc__server_init(ipc_server *s, const char *name)
         return NULL;
     }
     snprintf(s->name, sizeof(s->name), "%s", name);
+    s->loan.owner = -1;
+    s->peeked.owner = -1;
     return s;
 }
 
@@ -306,8 +414,7 @@ ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
             ipc__stat_error(b, (int)n);
         return n;
     }
-    ipc__stat_add(b, IPC__STAT_MESSAGES_IN, 1);
-    ipc__stat_add(b, IPC__STAT_BYTES_IN, (uint64_t)n);
+    ipc__count_in(b, (size_t)n);
     return n;
 }
 
@@ -327,8 +434,109 @@ int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len)
         ipc__stat_error(b, rc);
         return rc;
     }
-    ipc__stat_add(b, IPC__STAT_MESSAGES_OUT, 1);
-    ipc__stat_add(b, IPC__STAT_BYTES_OUT, len);
+    ipc__count_out(b, len);
+    return 0;
+}
+
+/* ----------------------------------------------------- zero-copy (server) */
+
+/* For a transport that cannot lend a request in place: receive it into a
+ * buffer of the largest message size, held until release. */
+static ssize_t ipc__peek_copy(ipc_server *s, int client_id, const void **msg)
+{
+    ipc__staging *p = &s->peeked;
+    if (p->owner == client_id) {
+        *msg = p->buf;
+        return (ssize_t)p->len;
+    }
+    if (p->owner >= 0)
+        return -EBUSY; /* one lent request at a time */
+    if (ipc__stage(p, s->options.max_message_size) == NULL)
+        return -ENOMEM;
+    ssize_t n = s->ops->recv(s, client_id, p->buf, s->options.max_message_size);
+    if (n < 0)
+        return n;
+    p->owner = client_id;
+    p->len = (size_t)n;
+    *msg = p->buf;
+    return n;
+}
+
+static ssize_t ipc__release_copy(ipc_server *s, int client_id)
+{
+    if (s->peeked.owner != client_id)
+        return -EINVAL;
+    s->peeked.owner = -1;
+    return (ssize_t)s->peeked.len;
+}
+
+ssize_t ipc_server_peek(ipc_server *s, int client_id, const void **msg)
+{
+    if (s == NULL || msg == NULL)
+        return -EINVAL;
+    if (client_id < 0)
+        return -ENOENT;
+    if (!s->listening)
+        return -ENOTCONN;
+    ssize_t n = s->ops->peek != NULL ? s->ops->peek(s, client_id, msg)
+                                     : ipc__peek_copy(s, client_id, msg);
+    if (n < 0 && n != -EAGAIN)
+        ipc__stat_error(s->stats.block, (int)n);
+    return n;
+}
+
+ssize_t ipc_server_release(ipc_server *s, int client_id)
+{
+    if (s == NULL)
+        return -EINVAL;
+    if (client_id < 0)
+        return -ENOENT;
+    if (!s->listening)
+        return -ENOTCONN;
+    ssize_t n = s->ops->release != NULL ? s->ops->release(s, client_id)
+                                        : ipc__release_copy(s, client_id);
+    if (n >= 0)
+        ipc__count_in(s->stats.block, (size_t)n);
+    return n;
+}
+
+int ipc_server_loan(ipc_server *s, int client_id, size_t len, void **buf)
+{
+    if (s == NULL || buf == NULL)
+        return -EINVAL;
+    if (client_id < 0)
+        return -ENOENT;
+    if (len > IPC_MAX_MESSAGE_LIMIT)
+        return -EMSGSIZE;
+    if (!s->listening)
+        return -ENOTCONN;
+    int rc = s->ops->loan != NULL ? s->ops->loan(s, client_id, len, buf) : -EAGAIN;
+    s->loan.active = rc == 0;
+    if (rc == -EAGAIN) { /* no room in place now: stage, send() queues it */
+        *buf = ipc__stage(&s->loan, len);
+        rc = *buf != NULL ? 0 : -ENOMEM;
+    }
+    if (rc < 0)
+        return rc;
+    s->loan.len = len;
+    s->loan.owner = client_id;
+    return 0;
+}
+
+int ipc_server_commit(ipc_server *s, int client_id, size_t len)
+{
+    if (s == NULL || client_id < 0 || s->loan.owner != client_id || len > s->loan.len)
+        return -EINVAL;
+    if (!s->listening)
+        return -ENOTCONN;
+    s->loan.owner = -1;
+    int rc = s->loan.active ? s->ops->commit(s, client_id, len)
+                            : s->ops->send(s, client_id, s->loan.buf, len);
+    if (rc < 0) {
+        ipc__stat_error(s->stats.block, rc);
+        return rc;
+    }
+    ipc__count_out(s->stats.block, len);
     return 0;
 }
 
@@ -341,6 +549,7 @@ void ipc_server_close(ipc_server *s)
         s->ops->close(s);
     }
     s->listening = false;
+    s->loan.owner = s->peeked.owner = -1;
     atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
 }
 
@@ -350,6 +559,8 @@ void ipc_server_destroy(ipc_server *s)
         return;
     ipc_server_close(s);
     ipc__stats_pub_free(&s->stats);
+    free(s->loan.buf);
+    free(s->peeked.buf);
     s->ops->destroy(s);
 }
 
@@ -364,30 +575,36 @@ void ipc_server_stop(ipc_server *s)
 
 /* ---------------------------------------------------------------- run loop */
 
+/* A handler's reply: a loan from the transport (on shared memory, the
+ * client's ring itself) or, failing that, a buffer of its own. */
 struct ipc_response {
-    uint8_t *data;
-    size_t len;
-    size_t capacity;
+    ipc_server *server;
+    int client_id;
     size_t limit;
+    size_t len;
+    bool loaned;
+    uint8_t *own; /* fallback buffer */
+    size_t own_capacity;
 };
 
 void *ipc_response_reserve(ipc_response *r, size_t len)
 {
     if (r == NULL || len > r->limit)
         return NULL;
-    if (len > r->capacity) {
-        size_t cap = r->capacity ? r->capacity : 4096;
-        while (cap < len)
-            cap = cap > r->limit / 2 ? r->limit : cap * 2;
-        uint8_t *p = realloc(r->data, cap);
-        if (p == NULL)
-            return NULL;
-        r->data = p;
-        r->capacity = cap;
+    void *p;
+    r->loaned = ipc_server_loan(r->server, r->client_id, len, &p) == 0;
+    if (!r->loaned) {
+        if (len > r->own_capacity || r->own == NULL) {
+            uint8_t *q = realloc(r->own, len ? len : 1);
+            if (q == NULL)
+                return NULL;
+            r->own = q;
+            r->own_capacity = len ? len : 1;
+        }
+        p = r->own;
     }
     r->len = len;
-    /* A zero-length reply still gets a valid, unique pointer. */
-    return r->data != NULL ? (void *)r->data : (void *)r;
+    return p;
 }
 
 int ipc_response_set(ipc_response *r, const void *data, size_t len)
@@ -400,7 +617,7 @@ int ipc_response_set(ipc_response *r, const void *data, size_t len)
     if (p == NULL)
         return -ENOMEM;
     if (len != 0)
-        memcpy(p, data, len);
+        memmove(p, data, len); /* data may be the request, or an earlier reserve */
     return 0;
 }
 
@@ -409,20 +626,31 @@ static bool ipc__stop_seen(ipc_server *s)
     return atomic_load_explicit(&s->stop_requested, memory_order_acquire) != 0;
 }
 
-/* One request: receive, handle, reply. Returns the handler's action, or
- * IPC_CONTINUE when the request could not be read (the client is gone or
- * sent something too large; the transport already dealt with it). */
-static ipc_action ipc__serve_one(ipc_server *s, int id, uint8_t *request, size_t max,
-                                 ipc_handler handler, void *ctx, ipc_response *response)
+/* One request, read in place: handle, release, reply. Returns the handler's
+ * action, or IPC_CONTINUE when the request could not be read (the client is
+ * gone or sent something too large; the transport already dealt with it). */
+static ipc_action ipc__serve_one(ipc_server *s, int id, ipc_handler handler, void *ctx,
+                                 ipc_response *response)
 {
     uint64_t t0 = ipc__now_ns();
-    ssize_t n = ipc_server_recv(s, id, request, max);
+    const void *request;
+    ssize_t n = ipc_server_peek(s, id, &request);
     if (n < 0)
         return IPC_CONTINUE;
+    if ((size_t)n > response->limit) { /* over run()'s own limit */
+        ipc__stat_error(s->stats.block, -EMSGSIZE);
+        (void)ipc_server_release(s, id);
+        return IPC_CONTINUE;
+    }
+    response->client_id = id;
     response->len = 0;
+    response->loaned = false;
     ipc_action action = handler(ctx, id, request, (size_t)n, response);
+    (void)ipc_server_release(s, id);
     /* A client that left meanwhile is no error of the server's. */
-    if (ipc_server_send(s, id, response->data, response->len) == 0)
+    int rc = response->loaned ? ipc_server_commit(s, id, response->len)
+                              : ipc_server_send(s, id, response->own, response->len);
+    if (rc == 0)
         ipc__stat_latency(s->stats.block, ipc__now_ns() - t0);
     return action;
 }
@@ -438,10 +666,7 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
         if (rc < 0)
             return rc;
     }
-    uint8_t *request = malloc(max ? max : 1);
-    if (request == NULL)
-        return -ENOMEM;
-    ipc_response response = {.limit = max};
+    ipc_response response = {.server = s, .limit = max};
     int rc = 0;
     while (!ipc__stop_seen(s)) {
         int id = s->ops->wait_for_data(s, IPC_FOREVER);
@@ -451,14 +676,13 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
             rc = id;
             break;
         }
-        if (ipc__serve_one(s, id, request, max, handler, ctx, &response) == IPC_SHUTDOWN) {
+        if (ipc__serve_one(s, id, handler, ctx, &response) == IPC_SHUTDOWN) {
             (void)s->ops->flush(s, ipc__now_ns() + IPC_SHUTDOWN_FLUSH_NS);
             break;
         }
     }
     atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
-    free(response.data);
-    free(request);
+    free(response.own);
     return rc;
 }
 

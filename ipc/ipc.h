@@ -185,6 +185,36 @@ ssize_t ipc_client_try_recv(ipc_client *c, void *buf, size_t max_len);
 /* Like ipc_client_send() without waiting: 0, or -EAGAIN with nothing sent. */
 int ipc_client_try_send(ipc_client *c, const void *data, size_t len);
 
+/* --------------------------------------------------------------- zero-copy */
+
+/* On shared memory these read and write the rings in place; on sockets
+ * peek is in place in the receive buffer and a loan is a staging buffer.
+ * One loan at a time per object; a peeked message stays valid (and is
+ * returned again by peek) until released. */
+
+/* Space for a message of len bytes to write in place; 0 and *buf, or
+ * -ETIMEDOUT / -EMSGSIZE / -ECONNRESET like ipc_client_send(). */
+int ipc_client_loan(ipc_client *c, size_t len, void **buf, uint64_t timeout_ns);
+/* Sends the first len (<= the loan's) bytes of the loan. -EINVAL with no
+ * loan or a longer len. */
+int ipc_client_commit(ipc_client *c, size_t len);
+/* The next message in place: its length and *msg, or an error like
+ * ipc_client_recv() (never -EMSGSIZE: there is no buffer to be short). */
+ssize_t ipc_client_peek(ipc_client *c, const void **msg, uint64_t timeout_ns);
+/* Consumes the peeked message: its length, or -EINVAL with none. */
+ssize_t ipc_client_release(ipc_client *c);
+
+/* The ready message of client_id in place (after wait_for_data): its length
+ * and *msg, -EAGAIN with none, -ENOENT for an unknown client. */
+ssize_t ipc_server_peek(ipc_server *s, int client_id, const void **msg);
+/* Consumes it: its length, or -EINVAL when nothing was peeked. */
+ssize_t ipc_server_release(ipc_server *s, int client_id);
+/* Space for a reply to client_id of len bytes; on shared memory straight
+ * into that client's ring when it has room. */
+int ipc_server_loan(ipc_server *s, int client_id, size_t len, void **buf);
+/* Sends the first len bytes of the loan to the client it was made for. */
+int ipc_server_commit(ipc_server *s, int client_id, size_t len);
+
 /* ----------------------------------------------------------------- metrics */
 
 /* Latency histogram: log buckets with 8 steps per power of two (values

@@ -30,12 +30,34 @@ typedef struct ipc_client_ops {
     void (*destroy)(ipc_client *c); /* after close: frees the object */
     /* Optional: the pollable fd of a connected client (ipc_client_fd). */
     int (*fd)(ipc_client *c);
+    /* The next whole message in place (valid until release): its length,
+     * -ETIMEDOUT, -ECONNRESET... A peeked message is returned again by the
+     * next peek until released. */
+    ssize_t (*peek)(ipc_client *c, const void **msg, uint64_t deadline);
+    /* Consumes the peeked message; returns its length. */
+    ssize_t (*release)(ipc_client *c);
+    /* Optional zero-copy send: space for a message of len bytes, written in
+     * place, then sent by commit(len' <= len). Without them ipc.c stages
+     * the message and calls send(). */
+    int (*loan)(ipc_client *c, size_t len, void **buf, uint64_t deadline);
+    int (*commit)(ipc_client *c, size_t len);
 } ipc_client_ops;
+
+/* A message staged by ipc.c for a transport without loan/commit. */
+typedef struct ipc__staging {
+    uint8_t *buf;
+    size_t capacity;
+    size_t len;   /* bytes loaned */
+    int owner;    /* server: the client id loaned to, -1 for none */
+    bool active;  /* loaned by the transport (not staged) */
+} ipc__staging;
 
 struct ipc_client {
     const ipc_client_ops *ops;
     bool connected;
     bool ever_connected;
+    ipc__staging loan;
+    uint64_t loan_deadline; /* for a staged message's send at commit */
     uint64_t sent_at; /* when the request now in flight was sent, or 0 */
     ipc__stats_block *stats;
 };
@@ -55,6 +77,15 @@ typedef struct ipc_server_ops {
     void (*destroy)(ipc_server *s); /* after close: frees the object */
     /* Optional: the pollable fd of a listening server (ipc_server_fd). */
     int (*fd)(ipc_server *s);
+    /* The ready message of client_id in place (valid until release): its
+     * length, -EAGAIN, -ENOENT... release() consumes it. */
+    ssize_t (*peek)(ipc_server *s, int client_id, const void **msg);
+    /* Consumes the peeked message; returns its length, or -errno. */
+    ssize_t (*release)(ipc_server *s, int client_id);
+    /* Optional zero-copy reply, as for clients; loan may fail with -EAGAIN
+     * when there is no room now, and ipc.c then stages and calls send(). */
+    int (*loan)(ipc_server *s, int client_id, size_t len, void **buf);
+    int (*commit)(ipc_server *s, int client_id, size_t len);
 } ipc_server_ops;
 
 /* Longest name a server has: a socket path or a shared-memory name. */
@@ -66,6 +97,8 @@ struct ipc_server {
     char name[IPC_NAME_CAP];
     bool listening;
     ipc__stats_pub stats; /* stats.block is always valid */
+    ipc__staging loan;
+    ipc__staging peeked; /* a request received for a transport without peek */
     /* Set by ipc_server_stop(), cleared when run() returns or on close. */
     atomic_int stop_requested;
 };

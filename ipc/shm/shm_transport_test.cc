@@ -856,6 +856,10 @@ void hostile_round(const char *tag, std::function<void(uint8_t *seg, ipc_client 
     ipc_client *again = connect_client(name, 2);
     ASSERT_NE(again, nullptr);
     EXPECT_EQ(echo_once(again, msg.data(), 10, buf), 0);
+    /* And it never crashed (ASan would have aborted it): clean shutdown. */
+    ASSERT_EQ(ipc_client_send(again, "SHUTDOWN", 8, 0), 0);
+    EXPECT_EQ(ipc_client_recv(again, buf.data(), buf.size(), 10 * kSec), 3);
+    EXPECT_EQ(srv.join(), 0);
     ipc_client_destroy(again);
     ipc_client_destroy(good);
 }
@@ -894,6 +898,32 @@ TEST(ShmTransport, HostileClientGarbageResponseHeadIsDropped)
         for (int i = 0; i < 40; i++)
             if (ipc_client_send(c, msg.data(), msg.size(), kSec) != 0)
                 break;
+    });
+}
+
+/* Random garbage anywhere in the segment (header, indices, records,
+ * waitpoints) while sending, then a certainly bad tail. */
+TEST(ShmTransport, HostileClientRandomScribbles)
+{
+    hostile_round("random", [](uint8_t *seg, ipc_client *c) {
+        std::mt19937_64 rng(getpid());
+        size_t size = ipc__shm_segment_size(8192);
+        std::vector<uint8_t> msg(3000, 5);
+        for (int i = 0; i < 3000; i++) {
+            int writes = (int)(rng() % 4);
+            for (int k = 0; k < writes; k++) {
+                size_t off = rng() % 3 == 0 ? ipc__shm_req_offset() + (rng() % 512)
+                                            : rng() % (size - 8);
+                uint64_t v = rng();
+                if (rng() % 2)
+                    v %= 20000;
+                memcpy(seg + (off & ~(size_t)7), &v, 8);
+            }
+            if (ipc_client_send(c, msg.data(), rng() % msg.size(), 20 * kMs) == -EPIPE)
+                break;
+        }
+        auto *req = reinterpret_cast<ipc_spsc_shared *>(seg + ipc__shm_req_offset());
+        atomic_store(&req->tail, 0xfedcba987654321ull);
     });
 }
 

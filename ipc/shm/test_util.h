@@ -23,6 +23,9 @@ namespace ipc_test {
 #if __has_feature(address_sanitizer)
 #define IPC_TEST_ASAN 1
 #endif
+#if __has_feature(undefined_behavior_sanitizer)
+#define IPC_TEST_UBSAN 1
+#endif
 #endif
 
 /* Loop counts: full size by default, smaller under the slow sanitizers;
@@ -34,6 +37,8 @@ inline uint64_t scaled(uint64_t n)
     f = 0.1;
 #elif defined(IPC_TEST_ASAN)
     f = 0.25;
+#elif defined(IPC_TEST_UBSAN)
+    f = 0.5;
 #endif
     if (const char *e = getenv("IPC_TEST_SCALE"))
         f *= atof(e);

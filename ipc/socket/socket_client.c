@@ -172,6 +172,20 @@ static int ipc__socket_client_send(ipc_client *base, const void *data, size_t le
     return 0;
 }
 
+/* One read into rx, of at least what the frame at its front still lacks. */
+static ssize_t ipc__fill_rx(ipc__socket_client *c, uint64_t deadline)
+{
+    uint8_t *dst;
+    size_t want = ipc_frame_reader_missing(&c->rx);
+    size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
+    if (room < want)
+        return -ENOMEM;
+    ssize_t n = ipc__recv_some(c, dst, room, deadline);
+    if (n > 0)
+        ipc_frame_reader_commit(&c->rx, (size_t)n);
+    return n;
+}
+
 /* Drops the rest of a too-long frame; -EMSGSIZE once it is gone. */
 static ssize_t ipc__finish_discard(ipc__socket_client *c, uint64_t deadline)
 {
@@ -255,16 +269,47 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
             if (len > IPC_CLIENT_DIRECT)
                 return ipc__recv_direct(c, buf, len, deadline);
         }
-        uint8_t *dst;
-        size_t want = ipc_frame_reader_missing(&c->rx);
-        size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
-        if (room < want)
-            return -ENOMEM;
-        ssize_t n = ipc__recv_some(c, dst, room, deadline);
+        ssize_t n = ipc__fill_rx(c, deadline);
         if (n < 0)
             return n;
-        ipc_frame_reader_commit(&c->rx, (size_t)n);
     }
+}
+
+/* Reads until a whole frame is in rx, however long: the caller reads it in
+ * place. */
+static ssize_t ipc__socket_client_peek(ipc_client *base, const void **msg, uint64_t deadline)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    ssize_t rc = ipc__flush_tx(c, deadline);
+    if (rc < 0)
+        return rc;
+    while (c->discard > 0) {
+        rc = ipc__finish_discard(c, deadline);
+        if (rc != -EMSGSIZE)
+            return rc;
+    }
+    for (;;) {
+        const uint8_t *payload;
+        uint32_t len;
+        if (ipc_frame_reader_peek(&c->rx, &payload, &len) == 1) {
+            *msg = payload;
+            return (ssize_t)len;
+        }
+        ssize_t n = ipc__fill_rx(c, deadline);
+        if (n < 0)
+            return n;
+    }
+}
+
+static ssize_t ipc__socket_client_release(ipc_client *base)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    const uint8_t *payload;
+    uint32_t len;
+    if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
+        return -EINVAL;
+    ipc_frame_reader_consume(&c->rx);
+    return (ssize_t)len;
 }
 
 static void ipc__socket_client_close(ipc_client *base)
@@ -297,6 +342,8 @@ static const ipc_client_ops ipc__socket_client_ops = {
     .close = ipc__socket_client_close,
     .destroy = ipc__socket_client_destroy,
     .fd = ipc__socket_client_fd,
+    .peek = ipc__socket_client_peek,
+    .release = ipc__socket_client_release,
 };
 
 ipc_client *ipc__socket_client_create(const char *path)

@@ -521,8 +521,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
     }
 }
 
-static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *buf,
-                                       size_t max_len)
+static ssize_t ipc__socket_server_peek(ipc_server *base, int client_id, const void **msg)
 {
     ipc__socket_server *s = ipc__ss(base);
     ipc__conn *c = ipc__conn_get(s, client_id);
@@ -533,14 +532,24 @@ static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *bu
     c->rx.max_payload = s->base.options.max_message_size;
     if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
         return -EAGAIN;
-    ssize_t rc = -EMSGSIZE;
-    if (len <= max_len) {
-        if (len != 0)
-            memcpy(buf, payload, len);
-        c->owed++;
-        rc = (ssize_t)len;
-    }
+    *msg = payload;
+    return (ssize_t)len;
+}
+
+/* Consumes the frame at the front of a connection's input. `answered`:
+ * the application took it, so a reply is owed. */
+static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id, bool answered)
+{
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    const uint8_t *payload;
+    uint32_t len;
+    if (c == NULL || c->state != IPC_CONN_LIVE)
+        return -ENOENT;
+    if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
+        return -EINVAL;
     ipc_frame_reader_consume(&c->rx);
+    if (answered)
+        c->owed++;
     if (!c->eof && !(c->events & EPOLLIN) &&
         ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER)
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
@@ -550,7 +559,26 @@ static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *bu
             ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
     }
     ipc__conn_settle(s, (uint32_t)client_id);
-    return rc;
+    return (ssize_t)len;
+}
+
+static ssize_t ipc__socket_server_release(ipc_server *base, int client_id)
+{
+    return ipc__conn_consume(ipc__ss(base), client_id, true);
+}
+
+static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *buf,
+                                       size_t max_len)
+{
+    const void *payload;
+    ssize_t len = ipc__socket_server_peek(base, client_id, &payload);
+    if (len < 0)
+        return len;
+    bool fits = (size_t)len <= max_len;
+    if (fits && len != 0)
+        memcpy(buf, payload, (size_t)len);
+    ipc__conn_consume(ipc__ss(base), client_id, fits);
+    return fits ? len : -EMSGSIZE;
 }
 
 static int ipc__socket_server_send(ipc_server *base, int client_id, const void *data,
@@ -822,6 +850,8 @@ static const ipc_server_ops ipc__socket_server_ops = {
     .close = ipc__socket_server_close,
     .destroy = ipc__socket_server_destroy,
     .fd = ipc__socket_server_fd,
+    .peek = ipc__socket_server_peek,
+    .release = ipc__socket_server_release,
 };
 
 ipc_server *ipc__socket_server_create(const char *path, int initial_clients,
