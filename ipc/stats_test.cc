@@ -120,9 +120,15 @@ TEST_P(StatsTest, ClientAndServerCountMessagesBytesErrorsAndLatency)
     EXPECT_EQ(ipc_stats_samples(&st), 2u);
     EXPECT_GT(ipc_stats_percentile(&st, 0.5), 0u);
 
-    // From outside the server process, while it runs.
+    // From outside the server process, while it runs. The server counts a
+    // reply just after sending it: give it a moment to catch up.
     ipc_server_info info;
-    ASSERT_EQ(ipc_stats_fetch(GetParam(), Name().c_str(), &st, &info), 0);
+    for (int tries = 0; tries < 200; tries++) {
+        ASSERT_EQ(ipc_stats_fetch(GetParam(), Name().c_str(), &st, &info), 0);
+        if (st.messages_out == 3 && ipc_stats_samples(&st) == 3)
+            break;
+        usleep(5000);
+    }
     EXPECT_EQ(st.messages_in, 3u);
     EXPECT_EQ(st.messages_out, 3u);
     EXPECT_EQ(st.bytes_in, 110u);

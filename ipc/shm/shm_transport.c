@@ -35,6 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "ipc/shm/fd_relay.h"
 #include "ipc/shm/mpsc.h"
 #include "ipc/shm/shm_layout.h"
 #include "ipc/shm/shm_testing.h"
@@ -158,6 +159,10 @@ typedef struct ipc__shm_slot {
     ipc_spsc_ring resp; /* we produce */
     ipc__shm_out *out_head, *out_tail; /* replies that did not fit */
     size_t out_bytes;
+    bool peeked;        /* a request is lent to the application */
+    bool doomed;        /* dropped while lent: finish at release */
+    uint32_t peeked_len;
+    bool loaned;        /* a reply is being written in place */
 } ipc__shm_slot;
 
 typedef struct ipc__shm_server {
@@ -179,6 +184,7 @@ typedef struct ipc__shm_server {
     bool accept_retry; /* accept failed for lack of fds or memory: retry */
     _Atomic uint32_t admin_pending;
     _Atomic uint32_t accept_pending;
+    ipc__fd_relay relay; /* running once ipc_server_fd() was asked for */
 } ipc__shm_server;
 
 static ipc_waitpoint *ipc__srv_bell(ipc__shm_server *s)
@@ -211,6 +217,12 @@ static void ipc__srv_drop(ipc__shm_server *s, int id)
 {
     ipc__shm_slot *sl = &s->slots[id];
     s->views[id] = NULL;
+    if (sl->peeked) {
+        /* The application still reads a request in this segment: unmap
+         * once it releases it (ipc__srv_release), and serve no more. */
+        sl->doomed = true;
+        return;
+    }
     /* Tell a client still alive (dropped for misbehaving, or server close)
      * at once rather than at its next socket check. */
     atomic_store_explicit(&sl->hdr->server_closed, 1, memory_order_release);
@@ -222,6 +234,16 @@ static void ipc__srv_drop(ipc__shm_server *s, int id)
     ipc__srv_free_out(s, sl);
     *sl = (ipc__shm_slot){.fd = -1};
     s->n_clients--;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
+    ipc__stat_add(s->base.stats.block, IPC__STAT_RECLAIMS, 1);
+}
+
+/* Drops a client for breaking the protocol (a corrupt ring, a reply queue
+ * over its bound): counted as a drop. */
+static void ipc__srv_kick(ipc__shm_server *s, int id)
+{
+    ipc__stat_add(s->base.stats.block, IPC__STAT_DROPS, 1);
+    ipc__srv_drop(s, id);
 }
 
 static int ipc__srv_send_hello(int fd, uint32_t status, uint32_t id, int seg_fd, int bell_fd)
@@ -318,6 +340,8 @@ static int ipc__srv_open_slot(ipc__shm_server *s, int id, int fd)
     sl->fd = fd;
     s->views[id] = &sl->req;
     s->n_clients++;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);
     return 0;
 err_epoll:
     (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
@@ -469,7 +493,7 @@ static void ipc__srv_flush_all(ipc__shm_server *s)
     for (size_t i = 0; i < s->max_clients && s->n_out != 0; i++)
         if (s->slots[i].fd >= 0 && s->slots[i].out_head != NULL &&
             ipc__srv_flush_slot(s, &s->slots[i]) < 0)
-            ipc__srv_drop(s, (int)i);
+            ipc__srv_kick(s, (int)i);
 }
 
 /* true when some queued reply can move now (or its ring is corrupt). */
@@ -508,7 +532,7 @@ static bool ipc__srv_frame_ready(ipc__shm_server *s, int id)
     uint32_t n;
     int rc = ipc_spsc_peek(&s->slots[id].req, &p, &n);
     if (rc < 0)
-        ipc__srv_drop(s, id);
+        ipc__srv_kick(s, id);
     return rc == 1;
 }
 
@@ -523,6 +547,8 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
     for (;;) {
         if (ipc__srv_stop_seen(s))
             return -ECANCELED;
+        /* Read before the look below: see fd_relay.h. */
+        uint32_t seen = s->relay.running ? ipc__relay_seq(&s->relay) : 0;
         ipc__srv_admin(s);
         if (s->n_out != 0)
             ipc__srv_flush_all(s);
@@ -531,6 +557,12 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
             if (ipc__srv_frame_ready(s, id))
                 return id;
             continue;
+        }
+        if (s->relay.running && ipc_wait_now_ns() >= deadline) {
+            /* An event loop polls our fd: make it readable on the next bell. */
+            ipc__relay_drain(&s->relay);
+            ipc__relay_arm(&s->relay, seen);
+            return -ETIMEDOUT;
         }
         /* A passed deadline still gets one look in ipc_mpsc_wait(). */
         uint64_t slice_ns = IPC__SHM_SERVER_SLICE_NS / (s->accept_retry ? 4 : 1);
@@ -555,7 +587,7 @@ static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t 
     if (rc == 0)
         return -EAGAIN;
     if (rc < 0) {
-        ipc__srv_drop(s, client_id);
+        ipc__srv_kick(s, client_id);
         return rc;
     }
     if (n > max_len) {
@@ -573,7 +605,7 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
 {
     ipc__shm_slot *sl = &s->slots[id];
     if (sl->out_bytes + len > ipc__pending_limit(&s->base)) {
-        ipc__srv_drop(s, id);
+        ipc__srv_kick(s, id);
         return -ENOBUFS;
     }
     ipc__shm_out *o = malloc(sizeof(*o) + len);
@@ -599,7 +631,7 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
     atomic_store_explicit(&sl->hdr->want_space, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (ipc__srv_flush_slot(s, sl) < 0) {
-        ipc__srv_drop(s, id);
+        ipc__srv_kick(s, id);
         return -ECONNRESET;
     }
     return 0;
@@ -618,7 +650,7 @@ static int ipc__srv_send(ipc_server *base, int client_id, const void *data, size
         if (rc == 1)
             return 0;
         if (rc < 0) {
-            ipc__srv_drop(s, client_id);
+            ipc__srv_kick(s, client_id);
             return -ECONNRESET;
         }
     }
@@ -775,10 +807,13 @@ err_listen:
 static void ipc__srv_close(ipc_server *base)
 {
     ipc__shm_server *s = (ipc__shm_server *)base;
+    ipc__relay_stop(&s->relay);
     ipc__srv_stop_watcher(s);
-    for (size_t i = 0; i < s->max_clients; i++)
+    for (size_t i = 0; i < s->max_clients; i++) {
+        s->slots[i].peeked = false; /* nothing may be lent past close */
         if (s->slots[i].fd >= 0)
             ipc__srv_drop(s, (int)i);
+    }
     ipc__close_fd(&s->stop_fd);
     ipc__close_fd(&s->epoll_fd);
     ipc__close_fd(&s->listen_fd); /* the abstract name vanishes here */
@@ -800,6 +835,91 @@ static void ipc__srv_destroy(ipc_server *base)
     free(s);
 }
 
+static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
+{
+    ipc__shm_server *s = (ipc__shm_server *)base;
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    uint32_t n;
+    int rc = ipc_spsc_peek(&sl->req, msg, &n);
+    if (rc == 0)
+        return -EAGAIN;
+    if (rc < 0) {
+        ipc__srv_kick(s, client_id);
+        return rc;
+    }
+    sl->peeked = true;
+    sl->peeked_len = n;
+    return (ssize_t)n;
+}
+
+static ssize_t ipc__srv_release(ipc_server *base, int client_id)
+{
+    ipc__shm_server *s = (ipc__shm_server *)base;
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    if (!sl->peeked)
+        return -EINVAL;
+    sl->peeked = false;
+    if (sl->doomed) {
+        ipc__srv_drop(s, client_id);
+        return -ECONNRESET;
+    }
+    ipc_spsc_release(&sl->req); /* also wakes a client waiting for space */
+    return (ssize_t)sl->peeked_len;
+}
+
+/* Space in the client's response ring itself; -EAGAIN when it has none now
+ * or earlier replies wait in the queue (they go first). */
+static int ipc__srv_loan(ipc_server *base, int client_id, size_t len, void **buf)
+{
+    ipc__shm_server *s = (ipc__shm_server *)base;
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    if (sl->out_head != NULL)
+        return -EAGAIN;
+    int rc = ipc_spsc_claim(&sl->resp, len, buf);
+    if (rc == 1) {
+        sl->loaned = true;
+        return 0;
+    }
+    if (rc == 0)
+        return -EAGAIN;
+    if (rc == -EPROTO) {
+        ipc__srv_kick(s, client_id);
+        return -ECONNRESET;
+    }
+    return rc;
+}
+
+static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
+{
+    ipc__shm_server *s = (ipc__shm_server *)base;
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ECONNRESET; /* dropped while the reply was written */
+    if (!sl->loaned)
+        return -EINVAL;
+    sl->loaned = false;
+    ipc_spsc_publish(&sl->resp, len); /* also wakes the client */
+    return 0;
+}
+
+static int ipc__srv_fd(ipc_server *base)
+{
+    ipc__shm_server *s = (ipc__shm_server *)base;
+    if (!s->relay.running) {
+        int rc = ipc__relay_start(&s->relay, ipc__srv_bell(s));
+        if (rc < 0)
+            return rc;
+        ipc__relay_signal_now(&s->relay); /* work may already be waiting */
+    }
+    return s->relay.efd;
+}
+
 static const ipc_server_ops ipc__shm_server_ops = {
     .name = "shm",
     .listen = ipc__srv_listen,
@@ -810,6 +930,11 @@ static const ipc_server_ops ipc__shm_server_ops = {
     .wake = ipc__srv_wake,
     .close = ipc__srv_close,
     .destroy = ipc__srv_destroy,
+    .fd = ipc__srv_fd,
+    .peek = ipc__srv_peek,
+    .release = ipc__srv_release,
+    .loan = ipc__srv_loan,
+    .commit = ipc__srv_commit,
 };
 
 ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
@@ -861,6 +986,11 @@ typedef struct ipc__shm_client {
     ipc_spsc_ring resp; /* we consume */
     size_t max_payload;
     bool dead; /* the server is gone */
+    bool loaned;  /* a request is being written in place */
+    bool peeked;  /* a reply is lent to the application */
+    uint32_t peeked_len;
+    ipc__fd_relay relay; /* running once ipc_client_fd() was asked for */
+    int epoll_fd;        /* relay eventfd + rendezvous socket, for ipc_client_fd */
 } ipc__shm_client;
 
 static const ipc_client_ops ipc__shm_client_ops;
@@ -1153,26 +1283,29 @@ static void ipc__cli_released(ipc__shm_client *c)
         ipc_mpsc_ring_bell(&c->bell->bell);
 }
 
-static ssize_t ipc__cli_recv(ipc_client *base, void *buf, size_t max_len, uint64_t deadline)
+/* The next reply in place, waiting until the deadline: its length, or
+ * -ETIMEDOUT / -ECONNRESET / -EPROTO. */
+static ssize_t ipc__cli_next(ipc__shm_client *c, const void **p, uint64_t deadline)
 {
-    ipc__shm_client *c = (ipc__shm_client *)base;
     for (;;) {
-        const void *p;
+        /* Read before the look below: see fd_relay.h. */
+        uint32_t seen = c->relay.running ? ipc__relay_seq(&c->relay) : 0;
         uint32_t n;
-        int rc = ipc_spsc_peek(&c->resp, &p, &n);
-        if (rc == 1) {
-            ssize_t ret = n > max_len ? -EMSGSIZE : (ssize_t)n;
-            if (ret > 0)
-                memcpy(buf, p, n);
-            ipc_spsc_release(&c->resp);
-            ipc__cli_released(c);
-            return ret;
-        }
+        int rc = ipc_spsc_peek(&c->resp, p, &n);
+        if (rc == 1)
+            return (ssize_t)n;
         if (rc < 0)
             return rc;
         /* Replies already in the ring are delivered before the hang-up. */
         if (c->dead || ipc__cli_closed_flag(c))
             return -ECONNRESET;
+        if (c->relay.running && ipc_wait_now_ns() >= deadline) {
+            if (ipc__cli_server_gone(c))
+                return -ECONNRESET;
+            ipc__relay_drain(&c->relay); /* an event loop polls our fd */
+            ipc__relay_arm(&c->relay, seen);
+            return -ETIMEDOUT;
+        }
         struct ipc__cli_wait w = {c, 0};
         rc = ipc__cli_wait(c, &c->resp.shared->data, ipc__cli_readable, &w, deadline);
         if (rc == -ETIMEDOUT)
@@ -1180,9 +1313,117 @@ static ssize_t ipc__cli_recv(ipc_client *base, void *buf, size_t max_len, uint64
     }
 }
 
+static ssize_t ipc__cli_consume(ipc__shm_client *c, ssize_t len)
+{
+    ipc_spsc_release(&c->resp);
+    ipc__cli_released(c);
+    return len;
+}
+
+static ssize_t ipc__cli_recv(ipc_client *base, void *buf, size_t max_len, uint64_t deadline)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    const void *p;
+    ssize_t n = ipc__cli_next(c, &p, deadline);
+    if (n < 0)
+        return n;
+    c->peeked = false;
+    if ((size_t)n > max_len)
+        return ipc__cli_consume(c, -EMSGSIZE);
+    if (n > 0)
+        memcpy(buf, p, (size_t)n);
+    return ipc__cli_consume(c, n);
+}
+
+static ssize_t ipc__cli_peek(ipc_client *base, const void **msg, uint64_t deadline)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    ssize_t n = ipc__cli_next(c, msg, deadline);
+    if (n >= 0) {
+        c->peeked = true;
+        c->peeked_len = (uint32_t)n;
+    }
+    return n;
+}
+
+static ssize_t ipc__cli_release(ipc_client *base)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    if (!c->peeked)
+        return -EINVAL;
+    c->peeked = false;
+    return ipc__cli_consume(c, (ssize_t)c->peeked_len);
+}
+
+static int ipc__cli_loan(ipc_client *base, size_t len, void **buf, uint64_t deadline)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    if (c->dead || ipc__cli_closed_flag(c))
+        return -EPIPE;
+    if (len > c->max_payload)
+        return -EMSGSIZE;
+    for (;;) {
+        int rc = ipc_spsc_claim(&c->req, len, buf);
+        if (rc == 1) {
+            c->loaned = true;
+            return 0;
+        }
+        if (rc < 0)
+            return rc;
+        struct ipc__cli_wait w = {c, len};
+        rc = ipc__cli_wait(c, &c->req.shared->space, ipc__cli_writable, &w, deadline);
+        if (rc < 0)
+            return rc == -ECONNRESET ? -EPIPE : rc;
+    }
+}
+
+static int ipc__cli_commit(ipc_client *base, size_t len)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    if (!c->loaned)
+        return -EINVAL;
+    c->loaned = false;
+    ipc_spsc_publish(&c->req, len);
+    ipc_mpsc_ring_bell(&c->bell->bell);
+    return 0;
+}
+
+/* An epoll set of the relay's eventfd (replies) and the rendezvous socket
+ * (the server's hang-up): one fd for the application to poll. */
+static int ipc__cli_fd(ipc_client *base)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    if (c->epoll_fd >= 0)
+        return c->epoll_fd;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return -errno;
+    int rc = ipc__relay_start(&c->relay, &c->resp.shared->data);
+    if (rc < 0)
+        goto err_epoll;
+    struct epoll_event ev = {.events = EPOLLIN};
+    struct epoll_event hup = {.events = EPOLLRDHUP};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, c->relay.efd, &ev) < 0 ||
+        epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &hup) < 0) {
+        rc = -errno;
+        goto err_relay;
+    }
+    ipc__relay_signal_now(&c->relay); /* replies may already be waiting */
+    c->epoll_fd = ep;
+    return ep;
+err_relay:
+    ipc__relay_stop(&c->relay);
+err_epoll:
+    close(ep);
+    return rc;
+}
+
 static void ipc__cli_close(ipc_client *base)
 {
     ipc__shm_client *c = (ipc__shm_client *)base;
+    ipc__relay_stop(&c->relay); /* before the ring it watches is unmapped */
+    ipc__close_fd(&c->epoll_fd);
+    c->loaned = c->peeked = false;
     ipc__cli_unmap(c);
     ipc__close_fd(&c->fd); /* the server sees the hang-up and frees the slot */
     c->dead = false;
@@ -1200,6 +1441,11 @@ static const ipc_client_ops ipc__shm_client_ops = {
     .recv = ipc__cli_recv,
     .close = ipc__cli_close,
     .destroy = ipc__cli_destroy,
+    .fd = ipc__cli_fd,
+    .peek = ipc__cli_peek,
+    .release = ipc__cli_release,
+    .loan = ipc__cli_loan,
+    .commit = ipc__cli_commit,
 };
 
 ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)
@@ -1214,6 +1460,7 @@ ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)
     memcpy(c->name, name, strlen(name) + 1);
     c->max_clients = max_clients;
     c->fd = -1;
+    c->epoll_fd = -1;
     return &c->base;
 }
 

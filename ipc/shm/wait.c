@@ -122,3 +122,15 @@ void ipc_wait_notify(ipc_waitpoint *w)
     atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
     (void)ipc__futex(&w->seq, FUTEX_WAKE, INT_MAX, NULL);
 }
+
+void ipc_wait_subscribe(ipc_waitpoint *w)
+{
+    /* seq_cst: ordered before the subscriber's first read of seq, so a
+     * notify either sees this count or comes before that read. */
+    atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
+}
+
+void ipc_wait_unsubscribe(ipc_waitpoint *w)
+{
+    atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
+}

@@ -66,6 +66,16 @@ void ipc_wait_notify(ipc_waitpoint *w);
 /* CLOCK_MONOTONIC now, in ns. */
 uint64_t ipc_wait_now_ns(void);
 
+/*
+ * A standing subscription: while one is held, every ipc_wait_notify() on w
+ * bumps seq and wakes, as if a waiter were always asleep. For a watcher that
+ * follows seq from outside ipc_wait_until() (the event-fd relay): it reads
+ * seq, checks its condition, and is then sure to see seq move on any later
+ * notify. Costs each notifier a futex wake while held.
+ */
+void ipc_wait_subscribe(ipc_waitpoint *w);
+void ipc_wait_unsubscribe(ipc_waitpoint *w);
+
 /* One CPU relax hint for spin loops. */
 static inline void ipc_wait_cpu_relax(void)
 {
