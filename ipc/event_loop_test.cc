@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <thread>
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -117,7 +118,7 @@ TEST(EventLoop, OneThreadServesSocketAndSharedMemoryClientsThroughTheirFds)
     // server is this thread, so connect from a helper thread meanwhile.
     for (Endpoint &e : eps)
         for (ipc_client *c : e.clients) {
-            int rc = -1;
+            std::atomic<int> rc{-1};
             std::thread t([&]() { rc = ipc_client_connect(c); });
             auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
             while (std::chrono::steady_clock::now() < end) {

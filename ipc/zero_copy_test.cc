@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,7 +102,7 @@ TEST_P(ZeroCopyTest, ServerPeeksReleasesLoansAndCommitsByHand)
     ipc_server *s = MakeServer();
     ASSERT_EQ(ipc_server_listen(s), 0);
     ipc_client *c = MakeClient();
-    int rc = -1;
+    std::atomic<int> rc{-1};
     std::thread t([&]() { rc = ConnectWithRetry(c); });
     // A shared-memory connect is answered from wait_for_data.
     int id = -ETIMEDOUT;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -107,12 +108,46 @@ static ipc_client *make_client(const endpoint *ep)
 
 /* ------------------------------------------------------------------- serve */
 
-static ipc_server *served;
-
-static void on_signal(int sig)
+/* SIGINT/SIGTERM stop the server: blocked everywhere and taken by sigwait()
+ * on a thread of their own, which calls the async-signal-safe
+ * ipc_server_stop(). (A plain handler works too; this shape also behaves
+ * under ThreadSanitizer, which defers handlers.) */
+static void *stop_on_signal(void *server)
 {
-    (void)sig;
-    ipc_server_stop(served); /* async-signal-safe */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    ipc_server_stop(server);
+    return NULL;
+}
+
+/* Blocks SIGINT/SIGTERM in this thread (and the ones it creates later). */
+static void block_stop_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+/* Serves until stopped; the server is destroyed on return. */
+static int run_until_signal(ipc_server *s, ipc_handler handler, size_t max_message)
+{
+    pthread_t stopper;
+    if (pthread_create(&stopper, NULL, stop_on_signal, s) != 0) {
+        ipc_server_destroy(s);
+        return -EAGAIN;
+    }
+    int rc = ipc_server_run(s, handler, NULL, max_message);
+    pthread_cancel(stopper); /* sigwait() is a cancellation point */
+    pthread_join(stopper, NULL);
+    ipc_server_destroy(s);
+    return rc;
 }
 
 static ipc_action echo(void *ctx, int id, const void *req, size_t len, ipc_response *r)
@@ -125,26 +160,23 @@ static ipc_action echo(void *ctx, int id, const void *req, size_t len, ipc_respo
 
 static int serve(const endpoint *ep, const ipc_server_options *o, bool quiet)
 {
-    served = make_server(ep, o);
-    if (served == NULL) {
+    block_stop_signals();
+    ipc_server *s = make_server(ep, o);
+    if (s == NULL) {
         fprintf(stderr, "ipc: invalid server arguments\n");
         return EXIT_USAGE;
     }
-    int rc = ipc_server_listen(served);
+    int rc = ipc_server_listen(s);
     if (rc < 0) {
-        ipc_server_destroy(served);
+        ipc_server_destroy(s);
         return fail("listen", rc);
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
     if (!quiet) {
         printf("serving %s (echo); Ctrl-C stops\n",
                ep->socket_path ? ep->socket_path : ep->shm_name);
         fflush(stdout);
     }
-    rc = ipc_server_run(served, echo, NULL, o->max_message_size);
-    ipc_server_destroy(served);
+    rc = run_until_signal(s, echo, o->max_message_size);
     return rc < 0 ? fail("run", rc) : EXIT_SUCCESS;
 }
 
@@ -259,17 +291,14 @@ static pid_t spawn_server(const endpoint *ep, const ipc_server_options *o)
     pid_t pid = fork();
     if (pid == 0) {
         close(ready[0]);
-        served = make_server(ep, o);
-        if (served == NULL || ipc_server_listen(served) < 0)
+        block_stop_signals();
+        ipc_server *s = make_server(ep, o);
+        if (s == NULL || ipc_server_listen(s) < 0)
             _exit(1);
-        struct sigaction sa = {.sa_handler = on_signal};
-        sigaction(SIGTERM, &sa, NULL);
         if (write(ready[1], "", 1) != 1)
             _exit(1);
         close(ready[1]);
-        int rc = ipc_server_run(served, echo, NULL, o->max_message_size);
-        ipc_server_destroy(served);
-        _exit(rc < 0);
+        _exit(run_until_signal(s, echo, o->max_message_size) < 0);
     }
     close(ready[1]);
     char b;

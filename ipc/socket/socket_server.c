@@ -73,7 +73,7 @@ typedef struct ipc__socket_server {
     int listen_fd;
     int lock_fd;
     int epoll_fd;
-    int wake_fd;
+    int wake_fd; /* from create to destroy: see ipc__socket_server_create() */
     ino_t inode; /* of the socket file we created */
     dev_t dev;
     ipc__conn *conns;
@@ -777,19 +777,12 @@ static int ipc__socket_server_listen(ipc_server *base)
         rc = -errno;
         goto fail_bound;
     }
-    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->wake_fd < 0) {
-        rc = -errno;
-        goto fail_epoll;
-    }
     if ((rc = ipc__epoll_add(s->epoll_fd, s->listen_fd, IPC_TAG_LISTENER)) < 0 ||
         (rc = ipc__epoll_add(s->epoll_fd, s->wake_fd, IPC_TAG_WAKE)) < 0)
-        goto fail_wake;
+        goto fail_epoll;
     s->last_id = -1;
     return 0;
 
-fail_wake:
-    close(s->wake_fd);
 fail_epoll:
     close(s->epoll_fd);
 fail_bound:
@@ -798,7 +791,7 @@ fail_socket:
     close(s->listen_fd);
 fail_lock:
     close(s->lock_fd);
-    s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
+    s->listen_fd = s->lock_fd = s->epoll_fd = -1;
     return rc;
 }
 
@@ -821,11 +814,10 @@ static void ipc__socket_server_close(ipc_server *base)
     struct stat st;
     if (lstat(s->addr.sun_path, &st) == 0 && st.st_ino == s->inode && st.st_dev == s->dev)
         unlink(s->addr.sun_path);
-    close(s->wake_fd);
     close(s->epoll_fd);
     close(s->listen_fd);
     close(s->lock_fd); /* last: the name is free only once the file is gone */
-    s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
+    s->listen_fd = s->lock_fd = s->epoll_fd = -1;
 }
 
 static int ipc__socket_server_fd(ipc_server *base)
@@ -836,7 +828,9 @@ static int ipc__socket_server_fd(ipc_server *base)
 
 static void ipc__socket_server_destroy(ipc_server *base)
 {
-    free(ipc__ss(base));
+    ipc__socket_server *s = ipc__ss(base);
+    close(s->wake_fd);
+    free(s);
 }
 
 static const ipc_server_ops ipc__socket_server_ops = {
@@ -864,9 +858,16 @@ ipc_server *ipc__socket_server_create(const char *path, int initial_clients,
         free(s);
         return NULL;
     }
+    /* The wake eventfd lives from here to destroy, so ipc_server_stop()
+     * from any thread, at any time, writes to this fd and no other. */
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd < 0) {
+        free(s);
+        return NULL;
+    }
     s->base.ops = &ipc__socket_server_ops;
     s->base.options = *resolved;
-    s->listen_fd = s->lock_fd = s->epoll_fd = s->wake_fd = -1;
+    s->listen_fd = s->lock_fd = s->epoll_fd = -1;
     s->last_id = -1;
     s->initial_clients = initial_clients > 0 ? (size_t)initial_clients : 16;
     return &s->base;

@@ -1,6 +1,7 @@
 #include "ipc/testing/testing.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,11 +98,21 @@ ipc_action EchoHandler(void *, int, const void *request, size_t len, ipc_respons
     return IPC_CONTINUE;
 }
 
-static ipc_server *g_child_server;
-
-static void StopChildServer(int)
+/* Stops the server when SIGTERM arrives. The signal is blocked and taken
+ * by sigwait() on a thread of its own rather than by a handler: under
+ * ThreadSanitizer a handler runs only when the interrupted thread next makes
+ * an intercepted call, which a thread sleeping in raw futex slices may not
+ * do for a long time. */
+static void *StopOnSigterm(void *server)
 {
-    ipc_server_stop(g_child_server);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    while (sigwait(&set, &sig) != 0) {
+    }
+    ipc_server_stop(static_cast<ipc_server *>(server));
+    return nullptr;
 }
 
 ServerProcess::ServerProcess(Factory make, ipc_handler handler, size_t max_message)
@@ -111,18 +122,25 @@ ServerProcess::ServerProcess(Factory make, ipc_handler handler, size_t max_messa
         return;
     pid_ = Fork([&]() {
         close(ready[0]);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &set, nullptr);
         ipc_server *s = make();
         if (s == nullptr || ipc_server_listen(s) < 0)
             return 2;
-        g_child_server = s;
-        struct sigaction sa = {};
-        sa.sa_handler = StopChildServer;
-        sigaction(SIGTERM, &sa, nullptr);
+        pthread_t stopper;
+        if (pthread_create(&stopper, nullptr, StopOnSigterm, s) != 0)
+            return 3;
         char one = 1;
         if (write(ready[1], &one, 1) != 1)
             return 3;
         close(ready[1]);
         int rc = ipc_server_run(s, handler, nullptr, max_message);
+        /* run() also returns for a handler's IPC_SHUTDOWN, with the stopper
+         * still in sigwait(), a cancellation point: end it before s goes. */
+        pthread_cancel(stopper);
+        pthread_join(stopper, nullptr);
         ipc_server_destroy(s);
         return rc == 0 ? 0 : 4;
     });
