@@ -1,0 +1,157 @@
+// Package cserver runs the C echo server (//stress/go:c_echo_server) in a
+// child process for tests, and names the other C helpers.
+package cserver
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Env vars set by stress/go/go_test.sh.
+const (
+	EchoServerEnv = "IPC_C_ECHO_SERVER"
+	PingEnv       = "IPC_C_PING"
+)
+
+const startTimeout = 10 * time.Second
+
+// Server is a running C echo server.
+type Server struct {
+	Socket  string // socket path, for a socket server
+	Shm     string // base name, for a shared-memory server
+	Clients int    // the shm server's client count
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	err    error // Wait's result, once exited is closed
+}
+
+// Binary is the path in env var name, or a test failure explaining how to
+// get it.
+func Binary(t testing.TB, name string) string {
+	t.Helper()
+	bin := os.Getenv(name)
+	if bin == "" {
+		t.Fatalf("%s is not set: run these tests with bazel test //stress/go:go_test", name)
+	}
+	return bin
+}
+
+// TempDir is a fresh short directory under /tmp (socket paths must fit in
+// 108 bytes), removed at the end of the test.
+func TempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "ipcgo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+var nameSeq atomic.Int64
+
+// UniqueName is a shared-memory base name unique to this process and call.
+func UniqueName(prefix string) string {
+	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), nameSeq.Add(1))
+}
+
+// StartSocket starts a socket echo server in a new directory. maxMessage 0
+// keeps the server's default (1 MiB).
+func StartSocket(t testing.TB, maxMessage int) *Server {
+	t.Helper()
+	s := &Server{Socket: filepath.Join(TempDir(t), "echo.sock")}
+	args := []string{"--socket", s.Socket}
+	if maxMessage > 0 {
+		args = append(args, "--max-message", strconv.Itoa(maxMessage))
+	}
+	s.start(t, args)
+	return s
+}
+
+// StartShm starts a shared-memory echo server for clients clients.
+func StartShm(t testing.TB, clients int) *Server {
+	t.Helper()
+	s := &Server{Shm: UniqueName("ipcgo"), Clients: clients}
+	s.start(t, []string{"--shm", s.Shm, "--clients", strconv.Itoa(clients)})
+	return s
+}
+
+// start runs the server, waits for its "ready" line and registers a cleanup
+// that stops it with SIGTERM and expects a clean exit.
+func (s *Server) start(t testing.TB, args []string) {
+	t.Helper()
+	s.cmd = exec.Command(Binary(t, EchoServerEnv), args...)
+	s.cmd.Stderr = os.Stderr
+	// Never outlive the test binary, even if it crashes.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", s.cmd.Args, err)
+	}
+	s.exited = make(chan struct{})
+	ready := make(chan string, 1)
+	go func() {
+		line, _ := bufio.NewReader(stdout).ReadString('\n')
+		ready <- strings.TrimSpace(line)
+		// Wait closes stdout: only after the line was read.
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() { s.stop(t) })
+
+	select {
+	case line := <-ready:
+		if line != "ready" {
+			t.Fatalf("%v printed %q instead of \"ready\"", s.cmd.Args, line)
+		}
+	case <-time.After(startTimeout):
+		t.Fatalf("%v was not ready after %v", s.cmd.Args, startTimeout)
+	}
+}
+
+// stop sends SIGTERM and waits; SIGKILL if the server does not exit.
+func (s *Server) stop(t testing.TB) {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+		t.Errorf("%v ignored SIGTERM for 10 s; killed", s.cmd.Args)
+		return
+	}
+	if s.err != nil {
+		t.Errorf("%v did not exit cleanly: %v", s.cmd.Args, s.err)
+	}
+}
+
+// Exited reports whether the server process has ended.
+func (s *Server) Exited() bool {
+	select {
+	case <-s.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Describe names the server's transport and address, for messages.
+func (s *Server) Describe() string {
+	if s.Socket != "" {
+		return "socket " + s.Socket
+	}
+	return fmt.Sprintf("shm %s (%d clients)", s.Shm, s.Clients)
+}
