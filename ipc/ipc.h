@@ -189,6 +189,9 @@ int ipc_client_try_send(ipc_client *c, const void *data, size_t len);
 
 /* On shared memory these read and write the rings in place; on sockets
  * peek is in place in the receive buffer and a loan is a staging buffer.
+ * On shared memory a request lent by ipc_server_peek() (and so the request
+ * a run() handler gets) lives in memory the client can write while you read
+ * it: copy what you check before acting on it.
  * One loan at a time per object; a peeked message stays valid (and is
  * returned again by peek) until released. */
 
