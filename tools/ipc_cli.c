@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ipc/ipc.h"
+#include "tools/bench/bench.h"
 #include "tools/ipc_admin.h"
 
 #define EXIT_USAGE 2
@@ -43,6 +44,9 @@ static const char usage_text[] =
     "         [--timeout-ms MS]         round trips, with p50/p99/p99.9\n"
     "  demo                             echo server in a child process, both\n"
     "                                   transports, a short latency table\n"
+    "  bench  [--quick] [--json FILE] [--plot FILE] [--only ID,...]\n"
+    "                                   both transports against raw-kernel limits\n"
+    "                                   and nng/ZeroMQ (docs/BENCHMARKS.md)\n"
     "  ls     [DIR...]                  live servers, and stale socket files\n"
     "                                   under DIR (default /tmp)\n"
     "  stat   (--socket PATH | --shm NAME) [--watch] [--interval-ms MS] [--count N]\n"
@@ -427,6 +431,8 @@ int main(int argc, char **argv)
         return usage(stdout, EXIT_SUCCESS);
     if (!strcmp(cmd, "demo"))
         return argc == 2 ? demo() : usage(stderr, EXIT_USAGE);
+    if (!strcmp(cmd, "bench"))
+        return ipc_bench_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "ls"))
         return ipc_cmd_ls(argc, argv);
     if (!strcmp(cmd, "stat"))

@@ -34,8 +34,9 @@
  * monopolise the loop. */
 #define IPC_READ_BUDGET (256u << 10)
 /* Input buffered beyond a whole frame before reading from that client
- * pauses until the application catches up. */
-#define IPC_INPUT_HIGH_WATER (64u << 10)
+ * pauses until the application catches up: bounds a pipelining client's
+ * memory without toggling epoll interest for every large frame. */
+#define IPC_INPUT_HIGH_WATER (256u << 10)
 #define IPC_EVENTS 64
 /* epoll data for the two non-client fds; client ids are below these. */
 #define IPC_TAG_LISTENER UINT32_MAX
