@@ -646,10 +646,11 @@ static ipc_action ipc__serve_one(ipc_server *s, int id, ipc_handler handler, voi
     response->len = 0;
     response->loaned = false;
     ipc_action action = handler(ctx, id, request, (size_t)n, response);
-    (void)ipc_server_release(s, id);
-    /* A client that left meanwhile is no error of the server's. */
+    /* Reply first, release after: the client waits for the one, not the
+     * other. A client that left meanwhile is no error of the server's. */
     int rc = response->loaned ? ipc_server_commit(s, id, response->len)
                               : ipc_server_send(s, id, response->own, response->len);
+    (void)ipc_server_release(s, id);
     if (rc == 0)
         ipc__stat_latency(s->stats.block, ipc__now_ns() - t0);
     return action;

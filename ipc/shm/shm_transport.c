@@ -426,8 +426,11 @@ static void ipc__srv_accept_all(ipc__shm_server *s)
 /* Table changes requested by the watcher; main thread only. */
 static void ipc__srv_admin(ipc__shm_server *s)
 {
-    /* Acquire: pairs with the watcher's release store; publishes its hints. */
-    if (atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0 &&
+    /* Relaxed first look: the hot path then pays no locked instruction.
+     * Acquire on the exchange pairs with the watcher's release store and
+     * publishes its hints. */
+    if ((atomic_load_explicit(&s->admin_pending, memory_order_relaxed) == 0 ||
+         atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0) &&
         !s->accept_retry)
         return;
     for (size_t i = 0; i < s->max_clients; i++) {

@@ -55,6 +55,7 @@ typedef struct ipc__conn {
     bool eof;          /* the peer shut down its side */
     bool queued;       /* in the ready queue */
     uint32_t owed;     /* requests handed out and not yet answered */
+    bool lent;         /* the front frame is lent by peek() until release() */
     ipc_frame_reader rx;
     uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) */
     size_t tx_off;
@@ -190,14 +191,15 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
     c->fd = -1;
     ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
     ipc__listener_resume(s); /* an fd is free again */
-    ipc_frame_reader_free(&c->rx);
+    if (!c->lent) /* else the application still reads it: freed at release */
+        ipc_frame_reader_free(&c->rx);
     if (c->tx_len > c->tx_off)
         s->tx_busy--;
     free(c->tx);
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
     c->queued = false;
-    if (c->owed > 0)
+    if (c->owed > 0 || c->lent)
         c->state = IPC_CONN_ZOMBIE;
     else
         ipc__release_id(s, id);
@@ -233,8 +235,8 @@ static void ipc__enqueue(ipc__socket_server *s, uint32_t id)
 static void ipc__conn_settle(ipc__socket_server *s, uint32_t id)
 {
     ipc__conn *c = &s->conns[id];
-    if (c->state == IPC_CONN_LIVE && c->eof && c->owed == 0 && c->tx_len == c->tx_off &&
-        !ipc__has_frame(s, c))
+    if (c->state == IPC_CONN_LIVE && c->eof && c->owed == 0 && !c->lent &&
+        c->tx_len == c->tx_off && !ipc__has_frame(s, c))
         ipc__conn_drop(s, id);
 }
 
@@ -300,6 +302,12 @@ static void ipc__accept_all(ipc__socket_server *s)
 static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
 {
     ipc__conn *c = &s->conns[id];
+    if (c->lent) {
+        /* Reading could move the buffer under the lent frame: wait for
+         * its release, which restores the interest. */
+        (void)ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLIN);
+        return;
+    }
     size_t budget = IPC_READ_BUDGET;
     while (budget > 0) {
         const uint8_t *p;
@@ -498,7 +506,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
     /* A message returned last time and not taken is offered again, last. */
     if (s->last_id >= 0) {
         ipc__conn *c = &s->conns[s->last_id];
-        if (c->state == IPC_CONN_LIVE && ipc__has_frame(s, c))
+        if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(s, c))
             ipc__enqueue(s, (uint32_t)s->last_id);
         s->last_id = -1;
     }
@@ -511,7 +519,9 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
             if (!c->queued)
                 continue; /* dropped while queued */
             c->queued = false;
-            if (c->state == IPC_CONN_LIVE && ipc__has_frame(s, c)) {
+            /* A connection whose front frame is lent waits for its release,
+             * which queues it again. */
+            if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(s, c)) {
                 s->last_id = (int)id;
                 return (int)id;
             }
@@ -522,12 +532,9 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
     }
 }
 
-static ssize_t ipc__socket_server_peek(ipc_server *base, int client_id, const void **msg)
+/* The whole frame at the front of a live connection's input, if any. */
+static ssize_t ipc__conn_front(ipc__socket_server *s, ipc__conn *c, const void **msg)
 {
-    ipc__socket_server *s = ipc__ss(base);
-    ipc__conn *c = ipc__conn_get(s, client_id);
-    if (c == NULL || c->state != IPC_CONN_LIVE)
-        return -ENOENT;
     const uint8_t *payload;
     uint32_t len;
     c->rx.max_payload = s->base.options.max_message_size;
@@ -537,48 +544,77 @@ static ssize_t ipc__socket_server_peek(ipc_server *base, int client_id, const vo
     return (ssize_t)len;
 }
 
-/* Consumes the frame at the front of a connection's input. `answered`:
- * the application took it, so a reply is owed. */
-static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id, bool answered)
+/* Consumes the frame at the front of a connection's input. */
+static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id)
 {
-    ipc__conn *c = ipc__conn_get(s, client_id);
-    const uint8_t *payload;
-    uint32_t len;
-    if (c == NULL || c->state != IPC_CONN_LIVE)
-        return -ENOENT;
-    if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
-        return -EINVAL;
+    ipc__conn *c = &s->conns[client_id];
+    uint32_t len = ipc_frame_get_len(c->rx.buf + c->rx.start);
     ipc_frame_reader_consume(&c->rx);
-    if (answered)
-        c->owed++;
     if (!c->eof && !(c->events & EPOLLIN) &&
         ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER)
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
-    if (client_id == s->last_id) {
+    if (client_id == s->last_id)
         s->last_id = -1;
-        if (ipc__has_frame(s, c))
-            ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
-    }
+    if (ipc__has_frame(s, c))
+        ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
     ipc__conn_settle(s, (uint32_t)client_id);
     return (ssize_t)len;
 }
 
+/* Lends the front frame; the first lending hands it out, so a reply is
+ * owed from then on. */
+static ssize_t ipc__socket_server_peek(ipc_server *base, int client_id, const void **msg)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state != IPC_CONN_LIVE)
+        return -ENOENT;
+    ssize_t len = ipc__conn_front(s, c, msg);
+    if (len >= 0 && !c->lent) {
+        c->lent = true;
+        c->owed++;
+    }
+    return len;
+}
+
 static ssize_t ipc__socket_server_release(ipc_server *base, int client_id)
 {
-    return ipc__conn_consume(ipc__ss(base), client_id, true);
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state == IPC_CONN_FREE)
+        return -ENOENT;
+    if (!c->lent)
+        return -EINVAL;
+    c->lent = false;
+    if (c->state == IPC_CONN_ZOMBIE) { /* dropped while lent */
+        ipc_frame_reader_free(&c->rx);
+        if (c->owed == 0)
+            ipc__release_id(s, (uint32_t)client_id);
+        return -ECONNRESET;
+    }
+    return ipc__conn_consume(s, client_id);
 }
 
 static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *buf,
                                        size_t max_len)
 {
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state != IPC_CONN_LIVE)
+        return -ENOENT;
     const void *payload;
-    ssize_t len = ipc__socket_server_peek(base, client_id, &payload);
+    ssize_t len = ipc__conn_front(s, c, &payload);
     if (len < 0)
         return len;
     bool fits = (size_t)len <= max_len;
     if (fits && len != 0)
         memcpy(buf, payload, (size_t)len);
-    ipc__conn_consume(ipc__ss(base), client_id, fits);
+    if (fits && !c->lent)
+        c->owed++; /* handed out now */
+    else if (!fits && c->lent)
+        c->owed--; /* lent, then discarded: no reply expected after all */
+    c->lent = false;
+    ipc__conn_consume(s, client_id);
     return fits ? len : -EMSGSIZE;
 }
 
@@ -592,7 +628,7 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     if (c->owed > 0)
         c->owed--;
     if (c->state == IPC_CONN_ZOMBIE) {
-        if (c->owed == 0)
+        if (c->owed == 0 && !c->lent)
             ipc__release_id(s, (uint32_t)client_id);
         return -ECONNRESET;
     }
@@ -801,7 +837,9 @@ static void ipc__socket_server_close(ipc_server *base)
     ipc__socket_server *s = ipc__ss(base);
     (void)ipc__socket_server_flush(base, ipc__now_ns() + IPC_CLOSE_FLUSH_NS);
     for (size_t id = 0; id < s->nconns; id++) {
+        s->conns[id].lent = false; /* nothing may be lent past close */
         ipc__conn_drop(s, (uint32_t)id);
+        ipc_frame_reader_free(&s->conns[id].rx);
         s->conns[id].state = IPC_CONN_FREE;
     }
     free(s->conns);

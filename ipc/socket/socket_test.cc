@@ -169,6 +169,29 @@ TEST_F(SocketTest, GivesEachLiveClientADistinctIdAndNeverReusesAnOwedOne)
     EXPECT_EQ(ipc_server_recv(s.get(), -1, &b, 1), -ENOENT);
 }
 
+TEST_F(SocketTest, ALentRequestOutlivesItsClientAndItsIdIsNotReusedMeanwhile)
+{
+    Server s(ipc_server_create_socket(path_.c_str(), 1));
+    ASSERT_EQ(ipc_server_listen(s.get()), 0);
+    Client first = Connect();
+    std::vector<uint8_t> m = Pattern(3000, 5);
+    ASSERT_EQ(ipc_client_send(first.get(), m.data(), m.size(), kSecond), 0);
+    int id = ipc_server_wait_for_data(s.get(), kSecond);
+    ASSERT_GE(id, 0);
+    const void *req;
+    ASSERT_EQ(ipc_server_peek(s.get(), id, &req), 3000);
+    first.reset(); /* the client leaves while its request is lent */
+    Client second = Connect();
+    ASSERT_EQ(ipc_client_send(second.get(), "x", 1, kSecond), 0);
+    int id2 = ipc_server_wait_for_data(s.get(), kSecond); /* sees the hang-up too */
+    ASSERT_GE(id2, 0);
+    EXPECT_NE(id2, id);
+    EXPECT_TRUE(MatchesPattern(req, 3000, 5)) << "lent memory stays valid";
+    EXPECT_EQ(ipc_server_send(s.get(), id, "r", 1), -ECONNRESET);
+    EXPECT_EQ(ipc_server_release(s.get(), id), -ECONNRESET);
+    EXPECT_EQ(ipc_server_release(s.get(), id), -ENOENT);
+}
+
 TEST_F(SocketTest, TimeoutsBoundWaitsAndLeaveTheStreamInSync)
 {
     Server s(ipc_server_create_socket(path_.c_str(), 1));
