@@ -157,13 +157,23 @@ struct Harness {
             CHECK(len > ipc_spsc_max_payload(capacity)); /* an empty ring takes any legal frame */
     }
 
+    // A tail the consumer must reject when it next loads it: behind head,
+    // more than a ring ahead, or not 8-aligned.
+    bool TailInvalid() const
+    {
+        uint64_t t = atomic_load(&shared->tail);
+        return t - cons.head > capacity || (t & 7) != 0;
+    }
+
     void Peek(Input &in)
     {
         const void *p = nullptr;
         uint32_t len = 0;
+        bool must_reject = cons.head == cons.other && TailInvalid();
         int rc = ipc_spsc_peek(&cons, &p, &len);
         CHECK(rc == 0 || rc == 1 || rc == -EPROTO);
         CHECK(rc != -EPROTO || hostile);
+        CHECK(!must_reject || rc == -EPROTO);
         peeked = rc == 1;
         if (rc == 0 && !hostile)
             CHECK(model.empty());
@@ -221,15 +231,28 @@ struct Harness {
     {
         hostile = true;
         switch (op) {
-        case 0: /* the producer's index: anything, or near the truth */
-            atomic_store(&shared->tail, in.u8() & 1 ? in.u64() : prod.tail + (int8_t)in.u8());
+        case 0: { /* the producer's index: anything, or near the truth */
+            uint8_t how = in.u8();
+            uint64_t t = how & 1   ? in.u64()
+                         : how & 2 ? cons.head + (uint64_t)in.u16() * 8
+                                   : prod.tail + (int8_t)in.u8();
+            atomic_store(&shared->tail, t);
             break;
+        }
         case 1:
             atomic_store(&shared->head, in.u8() & 1 ? in.u64() : cons.head + (int8_t)in.u8());
             break;
-        case 2: { /* a record header: length word at an 8-aligned offset */
-            size_t off = (in.u16() * 8) % capacity;
-            uint32_t v = in.u8() & 1 ? IPC_SPSC_WRAP : (uint32_t)in.u16();
+        case 2: { /* a record header: length word at an 8-aligned offset,
+                   * often the one the consumer reads next */
+            uint8_t how = in.u8();
+            size_t off = how & 1 ? (in.u16() * 8) % capacity
+                                 : ((cons.head & (capacity - 1)) + (how >> 4) * 8) % capacity;
+            uint32_t v;
+            switch ((how >> 1) & 3) {
+            case 0: v = IPC_SPSC_WRAP; break;
+            case 1: v = (uint32_t)ipc_spsc_max_payload(capacity) - in.u8(); break;
+            default: v = in.u16(); break;
+            }
             memcpy(data + off, &v, 4);
             break;
         }
