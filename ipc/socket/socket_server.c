@@ -550,8 +550,10 @@ static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id)
     ipc__conn *c = &s->conns[client_id];
     uint32_t len = ipc_frame_get_len(c->rx.buf + c->rx.start);
     ipc_frame_reader_consume(&c->rx);
+    /* Resume reading once below the high-water mark, or whenever no whole
+     * frame is left: the rest of one can only arrive by reading. */
     if (!c->eof && !(c->events & EPOLLIN) &&
-        ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER)
+        (ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER || !ipc__has_frame(s, c)))
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
     if (client_id == s->last_id)
         s->last_id = -1;
