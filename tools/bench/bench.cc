@@ -32,6 +32,7 @@ std::vector<std::unique_ptr<Transport>> MakeTransports()
     all.push_back(MakeRawFutex());
     all.push_back(MakeIpcSocket());
     all.push_back(MakeIpcShm());
+    all.push_back(MakeIpcShmZeroCopy());
     all.push_back(MakeNng());
     all.push_back(MakeZmq());
     return all;
@@ -61,7 +62,7 @@ void Usage(FILE *f)
             "  --json    also write every result as JSON to FILE\n"
             "  --plot    draw latency CDF (hot, 64 B) and throughput vs clients with gnuplot\n"
             "  --only    run these transports only: raw_uds raw_spin raw_futex ipc_socket\n"
-            "            ipc_shm nng zmq\n");
+            "            ipc_shm ipc_shm_zc nng zmq\n");
 }
 
 // `bazel run` starts us in the runfiles tree: relative output paths are

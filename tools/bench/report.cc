@@ -57,10 +57,11 @@ const IdleRow *FindIdle(const Results &r, const char *id)
     return nullptr;
 }
 
-double P50Ratio(const Results &r, const char *num, const char *den, bool cold)
+double P50Ratio(const Results &r, const char *num, const char *den, bool cold,
+                size_t payload = kRatioPayload)
 {
-    const LatencyRow *a = FindLatency(r, num, kRatioPayload, cold);
-    const LatencyRow *b = FindLatency(r, den, kRatioPayload, cold);
+    const LatencyRow *a = FindLatency(r, num, payload, cold);
+    const LatencyRow *b = FindLatency(r, den, payload, cold);
     return a && b && b->p50_ns > 0 ? a->p50_ns / b->p50_ns : NAN;
 }
 
@@ -430,6 +431,14 @@ void ComputeRatios(Results *r)
         P50Ratio(*r, "nng", "ipc_shm", false), 50, false);
     Add(r, "speedup vs ZeroMQ, shm (hot p50)", "zmq p50 / ipc_shm p50",
         P50Ratio(*r, "zmq", "ipc_shm", false), 50, false);
+    // Zero-copy against copying, for the large payloads of this run.
+    for (size_t payload : r->payloads) {
+        if (payload < (64u << 10))
+            continue;
+        Add(r, "shm zero-copy / copying hot p50, " + Size(payload),
+            "ipc_shm_zc vs ipc_shm, hot", P50Ratio(*r, "ipc_shm_zc", "ipc_shm", false, payload),
+            1.0, true);
+    }
 }
 
 void PrintTable(const Results &r)

@@ -70,6 +70,7 @@ std::unique_ptr<Transport> MakeRawSpin();
 std::unique_ptr<Transport> MakeRawFutex();
 std::unique_ptr<Transport> MakeIpcSocket();
 std::unique_ptr<Transport> MakeIpcShm();
+std::unique_ptr<Transport> MakeIpcShmZeroCopy();
 std::unique_ptr<Transport> MakeNng();
 std::unique_ptr<Transport> MakeZmq();
 
