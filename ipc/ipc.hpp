@@ -182,4 +182,11 @@ class IpcServer {
 
 }  // namespace ipc
 
+// Drop-in names for code written against the Barretenberg IPC module.
+namespace bb::ipc {
+using ::ipc::IpcClient;
+using ::ipc::IpcServer;
+using ::ipc::ShutdownRequested;
+}  // namespace bb::ipc
+
 #endif  // IPC_IPC_HPP
