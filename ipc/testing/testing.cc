@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <random>
 #include <thread>
 
 namespace ipc_testing {
@@ -36,8 +37,16 @@ ScopedDir::~ScopedDir()
 
 std::string UniqueName(const std::string &prefix)
 {
+    /* Bazel's sandboxes give every test the same small pid, and their
+     * abstract socket names share one namespace: add random bits. */
     static std::atomic<int> counter{0};
-    return prefix + "-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+    static const uint32_t salt = [] {
+        std::random_device rd;
+        return static_cast<uint32_t>(rd());
+    }();
+    char tag[16];
+    snprintf(tag, sizeof(tag), "%08x", salt);
+    return prefix + "-" + std::to_string(getpid()) + "-" + tag + "-" + std::to_string(counter++);
 }
 
 static uint8_t PatternByte(size_t i, uint64_t seq)
