@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -352,7 +353,12 @@ static int demo(void)
         return fail("mkdtemp", -errno);
     char path[64], name[64];
     snprintf(path, sizeof(path), "%s/demo.sock", dir);
-    snprintf(name, sizeof(name), "ipc-demo-%d", (int)getpid());
+    /* The pid alone is not unique: processes in other pid namespaces
+     * (containers, sandboxes) share the abstract socket namespace. */
+    uint32_t salt = 0;
+    if (getrandom(&salt, sizeof(salt), 0) != (ssize_t)sizeof(salt))
+        salt = (uint32_t)now_ns();
+    snprintf(name, sizeof(name), "ipc-demo-%d-%08x", (int)getpid(), salt);
     printf("ipc demo: an echo server in a child process, one client, round trips\n\n");
     print_stats_header();
     endpoint sock = {.socket_path = path, .clients = 4};
