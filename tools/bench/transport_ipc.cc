@@ -199,7 +199,10 @@ class IpcShm : public Transport {
     }
     int Prepare(const CaseSetup &setup, std::string *) override
     {
-        name_ = "ipcbench_" + std::to_string(getpid()) + "_" + setup.tag;
+        /* The private directory's random name keeps concurrent runs apart
+         * (sandboxes and containers repeat pids, abstract names are shared). */
+        std::string dir = setup.dir.substr(setup.dir.find_last_of('/') + 1);
+        name_ = "ipcbench_" + std::to_string(getpid()) + "_" + dir + "_" + setup.tag;
         return 0;
     }
     int Serve(const CaseSetup &setup, const std::function<void()> &ready,
