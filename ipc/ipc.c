@@ -42,6 +42,7 @@ static ipc_client *ipc__client_init(ipc_client *c)
         c->ops->destroy(c);
         return NULL;
     }
+    c->loan.owner = -1; /* no loan outstanding */
     return c;
 }
 
