@@ -608,18 +608,31 @@ class ReplyChecker {
     ClientResult *r_;
 };
 
+// A connected client, or nullptr with the reason in r->setup_error.
+ipc_client *OpenClient(const Endpoint &ep, ClientResult *r)
+{
+    ipc_client *c = CreateClient(ep);
+    if (c == nullptr) {
+        r->setup_error = -ENOMEM;
+        return nullptr;
+    }
+    int rc = ConnectRetry(c, 20 * kSecond);
+    if (rc < 0) {
+        ipc_client_destroy(c);
+        r->setup_error = rc;
+        return nullptr;
+    }
+    return c;
+}
+
 // Sends `requests` requests with up to `window` in flight, checks every
 // reply, then listens briefly for any extra (duplicated) reply.
 int NormalClient(const StressConfig &cfg, int id, int requests, ClientResult *r)
 {
-    ipc_client *c = CreateClient(cfg.ep);
+    ipc_client *c = OpenClient(cfg.ep, r);
     if (c == nullptr)
-        return r->setup_error = -ENOMEM, 1;
-    int rc = ConnectRetry(c, 20 * kSecond);
-    if (rc < 0) {
-        ipc_client_destroy(c);
-        return r->setup_error = rc, 1;
-    }
+        return 1;
+    int rc = 0;
     size_t max = cfg.ep.MaxPayload();
     std::vector<uint8_t> req(max + 1), rep(max + 1);
     uint64_t rng = cfg.seed * 0x100000001B3ull + (uint64_t)id;
@@ -728,14 +741,9 @@ bool Reconnect(ipc_client *c, ClientResult *r)
 // reconnect and resend the same request.
 int LoopClient(const RestartConfig &cfg, int id, int control_fd, ClientResult *r)
 {
-    ipc_client *c = CreateClient(cfg.ep);
+    ipc_client *c = OpenClient(cfg.ep, r);
     if (c == nullptr)
-        return r->setup_error = -ENOMEM, 1;
-    int rc = ConnectRetry(c, 20 * kSecond);
-    if (rc < 0) {
-        ipc_client_destroy(c);
-        return r->setup_error = rc, 1;
-    }
+        return 1;
     size_t max = cfg.ep.MaxPayload();
     std::vector<uint8_t> req(max + 1), rep(max + 1);
     uint64_t rng = cfg.seed * 0x100000001B3ull + (uint64_t)id;
@@ -775,14 +783,9 @@ int LoopClient(const RestartConfig &cfg, int id, int control_fd, ClientResult *r
 // end the wait with -ECONNRESET.
 int ReceiverClient(const RestartConfig &cfg, int control_fd, ClientResult *r)
 {
-    ipc_client *c = CreateClient(cfg.ep);
+    ipc_client *c = OpenClient(cfg.ep, r);
     if (c == nullptr)
-        return r->setup_error = -ENOMEM, 1;
-    int rc = ConnectRetry(c, 20 * kSecond);
-    if (rc < 0) {
-        ipc_client_destroy(c);
-        return r->setup_error = rc, 1;
-    }
+        return 1;
     uint8_t buf[64];
     for (;;) {
         ssize_t n = ipc_client_recv(c, buf, sizeof(buf), 0);
