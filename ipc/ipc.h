@@ -51,7 +51,8 @@ ipc_client *ipc_client_create_socket(const char *socket_path);
  * max_clients clients (must match the server's). */
 ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients);
 
-/* Connects. -ENOENT / -ECONNREFUSED when no server is there, -EISCONN when
+/* Connects. -ENOENT / -ECONNREFUSED when no server is there (also when a
+ * shared-memory server dies during the handshake), -EISCONN when
  * already connected, -EAGAIN when a shared-memory server has no free slot,
  * -EPROTO when the server speaks another protocol version. */
 int ipc_client_connect(ipc_client *c);

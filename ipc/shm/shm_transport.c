@@ -1036,7 +1036,7 @@ static int ipc__cli_take_fds(struct msghdr *msg, int *fds, int want)
 }
 
 /* Waits for and reads the hello: 0 with both fds, or a negative errno
- * (the server's status, -EPROTO, -ETIMEDOUT, -ECONNRESET). */
+ * (the server's status, -EPROTO, -ETIMEDOUT, -ECONNREFUSED). */
 static int ipc__cli_hello(ipc__shm_client *c, int fds[2], uint32_t *id)
 {
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
@@ -1062,10 +1062,12 @@ static int ipc__cli_hello(ipc__shm_client *c, int fds[2], uint32_t *id)
     ssize_t n;
     while ((n = recvmsg(c->fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT)) < 0 && errno == EINTR)
         ;
+    /* A hang-up before the hello: the server died with us in its backlog
+     * (or mid-handshake). To the caller that is "no server": retry. */
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
+        return -ECONNREFUSED;
     if (n < 0)
         return errno == EAGAIN ? -EPROTO : -errno;
-    if (n == 0)
-        return -ECONNRESET;
     bool with_fds = n == (ssize_t)sizeof(h) && h.magic == IPC_SHM_HELLO_MAGIC &&
                     h.version == IPC_SHM_VERSION && h.status == 0;
     int rc = ipc__cli_take_fds(&msg, fds, with_fds ? 2 : 0);

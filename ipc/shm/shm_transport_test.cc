@@ -562,6 +562,25 @@ TEST(ShmTransport, KillReconnectCyclesNoLeak)
 
 /* ------------------------------------------------------- server death */
 
+TEST(ShmTransport, ServerDyingWithAClientInItsBacklogGivesConnrefused)
+{
+    std::string name = unique_name("backlog");
+    ServerChild srv(name, 1);
+    ASSERT_EQ(srv.listen_rc, 0);
+    pid_t victim = srv.pid;
+    ASSERT_EQ(kill(victim, SIGSTOP), 0); /* it will never accept us */
+    std::thread killer([&] {
+        usleep(100000); /* the client waits for its hello by then */
+        kill(victim, SIGKILL);
+    });
+    int rc = 0;
+    ipc_client *c = connect_client(name, 1, &rc);
+    killer.join();
+    srv.kill_now();
+    EXPECT_EQ(c, nullptr);
+    EXPECT_EQ(rc, -ECONNREFUSED);
+}
+
 TEST(ShmTransport, ServerKillWakesBlockedClient)
 {
     std::string name = unique_name("srvkill");
@@ -776,8 +795,9 @@ TEST(ShmTransport, ProtocolMismatchGivesEproto)
     /* Garbage instead of a hello. */
     EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int c) { (void)!write(c, "HTTP/1.1 200", 12); }),
               -EPROTO);
-    /* Hang-up instead of a hello. */
-    EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int) {}), -ECONNRESET);
+    /* Hang-up instead of a hello (a server that died with us in its
+     * backlog): the same as no server, so retry loops go on. */
+    EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int) {}), -ECONNREFUSED);
 
     const uint64_t ring = 4096;
     auto with_segment = [&](std::function<void(ipc__shm_seg_header &)> edit, size_t size) {
