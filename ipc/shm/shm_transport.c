@@ -1265,7 +1265,7 @@ static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_
         if (rc == 1) {
             if (len != 0)
                 memcpy(p, data, len);
-            ipc_spsc_publish(&c->req, len);
+            ipc_spsc_publish_nowake(&c->req, len); /* the server sleeps on the bell */
             ipc_mpsc_ring_bell(&c->bell->bell);
             return 0;
         }
@@ -1388,7 +1388,7 @@ static int ipc__cli_commit(ipc_client *base, size_t len)
     if (!c->loaned)
         return -EINVAL;
     c->loaned = false;
-    ipc_spsc_publish(&c->req, len);
+    ipc_spsc_publish_nowake(&c->req, len); /* the server sleeps on the bell */
     ipc_mpsc_ring_bell(&c->bell->bell);
     return 0;
 }

@@ -131,7 +131,7 @@ int ipc_spsc_claim(ipc_spsc_ring *ring, size_t len, void **payload)
     return 1;
 }
 
-void ipc_spsc_publish(ipc_spsc_ring *ring, size_t len)
+void ipc_spsc_publish_nowake(ipc_spsc_ring *ring, size_t len)
 {
     if (len > ring->claimed) /* caller bug: never write past the claim */
         len = ring->claimed;
@@ -142,6 +142,11 @@ void ipc_spsc_publish(ipc_spsc_ring *ring, size_t len)
     ring->claimed = 0;
     /* [T] release: publishes the record header, payload and any marker. */
     atomic_store_explicit(&ring->shared->tail, ring->tail, memory_order_release);
+}
+
+void ipc_spsc_publish(ipc_spsc_ring *ring, size_t len)
+{
+    ipc_spsc_publish_nowake(ring, len);
     ipc_wait_notify(&ring->shared->data);
 }
 

@@ -105,6 +105,11 @@ int ipc_spsc_claim(ipc_spsc_ring *ring, size_t len, void **payload);
  * wakes a sleeping consumer. */
 void ipc_spsc_publish(ipc_spsc_ring *ring, size_t len);
 
+/* The same for a consumer that never sleeps on this ring's data waitpoint
+ * (it sleeps on a doorbell shared by many rings, which the caller rings
+ * next, and whose fence then orders this publish): no fence, no wake. */
+void ipc_spsc_publish_nowake(ipc_spsc_ring *ring, size_t len);
+
 /* claim + copy + publish: 1, 0 (full) or a negative errno as claim. */
 int ipc_spsc_push(ipc_spsc_ring *ring, const void *data, size_t len);
 

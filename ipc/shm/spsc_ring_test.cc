@@ -202,6 +202,26 @@ TEST(SpscRing, PublishShorterThanClaimed)
     }
 }
 
+/* publish wakes a sleeper on the data waitpoint; publish_nowake leaves the
+ * waking to the caller (the doorbell) but publishes the frame all the same. */
+TEST(SpscRing, PublishNowakePublishesWithoutBumpingTheWaitpoint)
+{
+    Ring r(4096);
+    atomic_store(&r.shared->data.waiters, 1u); /* as if the consumer slept here */
+    uint8_t out[16];
+    ASSERT_EQ(ipc_spsc_push(&r.prod, "a", 1), 1);
+    EXPECT_EQ(atomic_load(&r.shared->data.seq), 1u);
+    void *p;
+    ASSERT_EQ(ipc_spsc_claim(&r.prod, 2, &p), 1);
+    memcpy(p, "bc", 2);
+    ipc_spsc_publish_nowake(&r.prod, 2);
+    EXPECT_EQ(atomic_load(&r.shared->data.seq), 1u);
+    EXPECT_EQ(ipc_spsc_pop(&r.cons, out, sizeof(out)), 1);
+    EXPECT_EQ(ipc_spsc_pop(&r.cons, out, sizeof(out)), 2);
+    EXPECT_EQ(memcmp(out, "bc", 2), 0);
+    atomic_store(&r.shared->data.waiters, 0u);
+}
+
 /* Producer and consumer threads, random sizes, small rings: many wraps. */
 void threaded_stream(size_t cap, uint64_t frames, uint64_t spin_ns)
 {

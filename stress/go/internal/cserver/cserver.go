@@ -4,6 +4,8 @@ package cserver
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"os/exec"
@@ -60,9 +62,19 @@ func TempDir(t testing.TB) string {
 
 var nameSeq atomic.Int64
 
+// nameSalt tells apart processes that share a pid: sandboxed test runs have
+// pid namespaces of their own but one abstract-socket namespace.
+var nameSalt = func() uint32 {
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return uint32(time.Now().UnixNano())
+	}
+	return binary.LittleEndian.Uint32(b[:])
+}()
+
 // UniqueName is a shared-memory base name unique to this process and call.
 func UniqueName(prefix string) string {
-	return fmt.Sprintf("%s_%d_%d", prefix, os.Getpid(), nameSeq.Add(1))
+	return fmt.Sprintf("%s_%d_%08x_%d", prefix, os.Getpid(), nameSalt, nameSeq.Add(1))
 }
 
 // StartSocket starts a socket echo server in a new directory. maxMessage 0
