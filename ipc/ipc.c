@@ -649,9 +649,11 @@ static ipc_action ipc__serve_one(ipc_server *s, int id, ipc_handler handler, voi
     ipc_action action = handler(ctx, id, request, (size_t)n, response);
     /* Reply first, release after: the client waits for the one, not the
      * other. A client that left meanwhile is no error of the server's. */
+    s->reply_before_release = true;
     int rc = response->loaned ? ipc_server_commit(s, id, response->len)
                               : ipc_server_send(s, id, response->own, response->len);
-    (void)ipc_server_release(s, id);
+    s->reply_before_release = false;
+    (void)ipc_server_release(s, id); /* wakes the client, if the reply did not */
     if (rc == 0)
         ipc__stat_latency(s->stats.block, ipc__now_ns() - t0);
     return action;

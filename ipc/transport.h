@@ -101,6 +101,11 @@ struct ipc_server {
     ipc__staging peeked; /* a request received for a transport without peek */
     /* Set by ipc_server_stop(), cleared when run() returns or on close. */
     atomic_int stop_requested;
+    /* True only while the run loop commits or sends a reply to a client
+     * whose request it holds (peeked) and will release next: a transport
+     * may publish the reply without waking the client and wake it once, in
+     * that release (one fence instead of two). */
+    bool reply_before_release;
 };
 
 /* Bytes of replies one client may have queued before it is dropped:

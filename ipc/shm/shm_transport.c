@@ -163,6 +163,7 @@ typedef struct ipc__shm_slot {
     bool doomed;        /* dropped while lent: finish at release */
     uint32_t peeked_len;
     bool loaned;        /* a reply is being written in place */
+    bool wake_owed;     /* a reply went out unannounced: wake at release */
 } ipc__shm_slot;
 
 typedef struct ipc__shm_server {
@@ -867,10 +868,17 @@ static ssize_t ipc__srv_release(ipc_server *base, int client_id)
         return -EINVAL;
     sl->peeked = false;
     if (sl->doomed) {
-        ipc__srv_drop(s, client_id);
+        ipc__srv_drop(s, client_id); /* wakes the client itself */
         return -ECONNRESET;
     }
-    ipc_spsc_release(&sl->req); /* also wakes a client waiting for space */
+    if (sl->wake_owed) {
+        /* One fence for the reply's [T] and the request's [H]. */
+        sl->wake_owed = false;
+        ipc_spsc_release_nowake(&sl->req);
+        ipc_wait_notify_pair(&sl->resp.shared->data, &sl->req.shared->space);
+    } else {
+        ipc_spsc_release(&sl->req); /* also wakes a client waiting for space */
+    }
     return (ssize_t)sl->peeked_len;
 }
 
@@ -907,7 +915,12 @@ static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
     if (!sl->loaned)
         return -EINVAL;
     sl->loaned = false;
-    ipc_spsc_publish(&sl->resp, len); /* also wakes the client */
+    if (base->reply_before_release && sl->peeked) {
+        ipc_spsc_publish_nowake(&sl->resp, len);
+        sl->wake_owed = true; /* the run loop's release comes next */
+    } else {
+        ipc_spsc_publish(&sl->resp, len); /* also wakes the client */
+    }
     return 0;
 }
 

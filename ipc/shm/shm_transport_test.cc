@@ -71,13 +71,16 @@ std::string unique_name(const char *tag)
     return buf;
 }
 
-/* Echo; "SHUTDOWN" replies "bye" and stops the run loop. */
+/* Echo; "SHUTDOWN" replies "bye" and stops the run loop; "SLOW" is echoed
+ * after 5 ms. */
 ipc_action echo_handler(void *, int, const void *req, size_t len, ipc_response *resp)
 {
     if (len == 8 && memcmp(req, "SHUTDOWN", 8) == 0) {
         ipc_response_set(resp, "bye", 3);
         return IPC_SHUTDOWN;
     }
+    if (len == 4 && memcmp(req, "SLOW", 4) == 0)
+        usleep(5000);
     ipc_response_set(resp, req, len);
     return IPC_CONTINUE;
 }
@@ -333,6 +336,51 @@ TEST(ShmTransport, SmallMessageLatency)
         ASSERT_EQ(echo_once(c, msg.data(), msg.size(), buf), 0);
     printf("64 B echo round trip: %.2f us (%llu round trips)\n",
            (double)(now_ns() - t0) / (double)n / 1000.0, (unsigned long long)n);
+    ipc_client_destroy(c);
+}
+
+/* The run loop publishes its reply without a wake and wakes the client once,
+ * when it releases the request (one fence for both). Sleep on the response
+ * ring's waitpoint with no spin and no liveness slices, so that a lost wake
+ * is a 5 s sleep rather than a 50 ms hiccup: racing the reply (plain echo),
+ * and long asleep before it (a slow handler). */
+struct TailPast {
+    ipc_spsc_shared *ring;
+    uint64_t value;
+};
+
+bool tail_past(void *arg)
+{
+    auto *t = static_cast<TailPast *>(arg);
+    return atomic_load_explicit(&t->ring->tail, memory_order_acquire) > t->value;
+}
+
+TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
+{
+    std::string name = unique_name("wake");
+    ServerChild srv(name, 1);
+    ASSERT_EQ(srv.listen_rc, 0);
+    ipc_client *c = connect_client(name, 1);
+    ASSERT_NE(c, nullptr);
+    size_t size = 0;
+    auto *seg = static_cast<uint8_t *>(ipc__shm_client_segment(c, &size));
+    ASSERT_NE(seg, nullptr);
+    auto *hdr = reinterpret_cast<ipc__shm_seg_header *>(seg);
+    auto *resp = reinterpret_cast<ipc_spsc_shared *>(seg + hdr->resp_offset);
+    std::vector<uint8_t> buf(16);
+    uint64_t rounds = scaled(20000);
+    for (uint64_t i = 0; i < rounds + 20; i++) {
+        bool slow = i >= rounds;
+        TailPast t{resp, atomic_load(&resp->tail)};
+        ASSERT_EQ(ipc_client_send(c, slow ? "SLOW" : "fast", 4, 0), 0);
+        /* A lost wake sleeps to the deadline (whose last look then finds
+         * the reply): anything near it is a failure, not slowness. */
+        uint64_t t0 = now_ns();
+        ASSERT_EQ(ipc_wait_until(&resp->data, tail_past, &t, 0, t0 + 5 * kSec), 0);
+        ASSERT_LT(now_ns() - t0, 4 * kSec) << "round " << i << ": the reply came without a wake";
+        ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 0), 4);
+        ASSERT_EQ(memcmp(buf.data(), slow ? "SLOW" : "fast", 4), 0);
+    }
     ipc_client_destroy(c);
 }
 

@@ -243,7 +243,7 @@ int ipc_spsc_peek(ipc_spsc_ring *ring, const void **payload, uint32_t *len)
     return 1;
 }
 
-void ipc_spsc_release(ipc_spsc_ring *ring)
+void ipc_spsc_release_nowake(ipc_spsc_ring *ring)
 {
     if (ring->pending == 0)
         return;
@@ -251,6 +251,13 @@ void ipc_spsc_release(ipc_spsc_ring *ring)
     ring->pending = 0;
     /* [H] release: our reads of the released bytes are done. */
     atomic_store_explicit(&ring->shared->head, ring->head, memory_order_release);
+}
+
+void ipc_spsc_release(ipc_spsc_ring *ring)
+{
+    if (ring->pending == 0)
+        return;
+    ipc_spsc_release_nowake(ring);
     ipc_wait_notify(&ring->shared->space);
 }
 

@@ -137,6 +137,10 @@ int ipc_spsc_readable(ipc_spsc_ring *ring);
 /* Drops the peeked frame and wakes a producer waiting for space. */
 void ipc_spsc_release(ipc_spsc_ring *ring);
 
+/* The same without waking: the caller wakes the producer (space waitpoint)
+ * itself, e.g. with ipc_wait_notify_pair(). */
+void ipc_spsc_release_nowake(ipc_spsc_ring *ring);
+
 /* peek + copy + release: the length, 0-length frames included; -EAGAIN when
  * empty, -EMSGSIZE when longer than max (the frame is dropped), -EPROTO. */
 long ipc_spsc_pop(ipc_spsc_ring *ring, void *buf, size_t max);

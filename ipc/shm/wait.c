@@ -109,18 +109,32 @@ int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg, uint64
     return rc;
 }
 
-void ipc_wait_notify(ipc_waitpoint *w)
+/* P2 and P3 of the handshake, after the caller's fence. */
+static void ipc__wake_sleepers(ipc_waitpoint *w)
 {
-    /* P1 (the caller's store) is ordered before P2 by this fence. */
-    atomic_thread_fence(memory_order_seq_cst);
-    /* Relaxed is enough: the fence pair above is what orders this read
-     * against the waiter's increment (store-buffering litmus with seq_cst
-     * fences); the value itself publishes nothing. */
+    /* Relaxed is enough: the caller's fence pairs with the waiter's (the
+     * store-buffering litmus with seq_cst fences) and orders this read
+     * against the waiter's increment; the value itself publishes nothing. */
     if (atomic_load_explicit(&w->waiters, memory_order_relaxed) == 0)
         return;
     /* Release: a waiter that reads the new seq sees the caller's state. */
     atomic_fetch_add_explicit(&w->seq, 1, memory_order_release);
     (void)ipc__futex(&w->seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+void ipc_wait_notify(ipc_waitpoint *w)
+{
+    /* P1 (the caller's store) is ordered before P2 by this fence. */
+    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wake_sleepers(w);
+}
+
+void ipc_wait_notify_pair(ipc_waitpoint *a, ipc_waitpoint *b)
+{
+    /* P1 (both of the caller's stores) before P2 (both checks). */
+    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wake_sleepers(a);
+    ipc__wake_sleepers(b);
 }
 
 void ipc_wait_subscribe(ipc_waitpoint *w)

@@ -63,6 +63,10 @@ int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg,
  * (any memory order: the fence inside orders it). */
 void ipc_wait_notify(ipc_waitpoint *w);
 
+/* ipc_wait_notify() for two waitpoints that one store each made ready, with
+ * one fence for both: the stores, then the fence, then both checks. */
+void ipc_wait_notify_pair(ipc_waitpoint *a, ipc_waitpoint *b);
+
 /* CLOCK_MONOTONIC now, in ns. */
 uint64_t ipc_wait_now_ns(void);
 
