@@ -580,7 +580,7 @@ TEST(ShmTransport, KillReconnectCyclesNoLeak)
     int fds0 = count_fds(srv.pid);
     int maps0 = count_lines("/proc/" + std::to_string(srv.pid) + "/maps");
     EXPECT_EQ(count_segments(srv.pid), 0);
-    uint64_t cycles = scaled(2000), t0 = now_ns();
+    uint64_t cycles = scaled(10000), t0 = now_ns();
     for (uint64_t i = 0; i < cycles; i++)
         ASSERT_TRUE(cycle((int)i));
     double per = (double)(now_ns() - t0) / (double)cycles / 1e6;
