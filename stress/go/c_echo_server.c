@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "ipc/ipc.h"
+#include "stress/go/c_args.h"
 
 typedef struct {
     const char *socket_path;
@@ -59,17 +60,6 @@ static int usage(void)
     fprintf(stderr, "usage: c_echo_server --socket PATH | --shm NAME"
                     " [--clients N] [--max-message BYTES]\n");
     return -EINVAL;
-}
-
-static int parse_number(const char *s, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 static int parse_args(int argc, char **argv, config *cfg)

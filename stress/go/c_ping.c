@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "ipc/ipc.h"
+#include "stress/go/c_args.h"
 
 #define TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
 
@@ -31,17 +32,6 @@ static int usage(void)
     fprintf(stderr, "usage: c_ping --socket PATH | --shm NAME [--clients N]"
                     " [--size BYTES] [--count N]\n");
     return -EINVAL;
-}
-
-static int parse_number(const char *s, unsigned long long *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 static int parse_args(int argc, char **argv, config *cfg)
