@@ -12,6 +12,7 @@ import (
 
 	"ipcgo/frame"
 	"ipcgo/internal/cserver"
+	"ipcgo/internal/shortdir"
 	"ipcgo/ipc"
 )
 
@@ -103,7 +104,7 @@ func newGoClient(t *testing.T, path string) goExchanger {
 // startGoServer starts the pure-Go echo server on a new socket.
 func startGoServer(t *testing.T, maxMessage int) *frame.Server {
 	t.Helper()
-	s, err := frame.Listen(filepath.Join(cserver.TempDir(t), "go.sock"), maxMessage, frame.Echo)
+	s, err := frame.Listen(filepath.Join(shortdir.New(t), "go.sock"), maxMessage, frame.Echo)
 	if err != nil {
 		t.Fatal(err)
 	}

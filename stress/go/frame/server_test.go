@@ -6,30 +6,19 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"ipcgo/internal/shortdir"
 )
 
 const timeout = 10 * time.Second
 
-// socketPath is a path in a fresh short /tmp directory (sun_path is 108
-// bytes; TEST_TMPDIR can be longer).
-func socketPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "ipcgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "s")
-}
-
 func startEcho(t *testing.T, maxMessage int) *Server {
 	t.Helper()
-	s, err := Listen(socketPath(t), maxMessage, Echo)
+	s, err := Listen(shortdir.SocketPath(t), maxMessage, Echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +172,7 @@ func TestServer_CloseDisconnectsClientsAndRemovesTheSocket(t *testing.T) {
 }
 
 func TestServer_RunsTheHandlerOnEachRequest(t *testing.T) {
-	s, err := Listen(socketPath(t), 0, func(req []byte) []byte {
+	s, err := Listen(shortdir.SocketPath(t), 0, func(req []byte) []byte {
 		return append([]byte("re:"), req...)
 	})
 	if err != nil {

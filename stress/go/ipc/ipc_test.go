@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"ipcgo/frame"
+	"ipcgo/internal/shortdir"
 	"ipcgo/ipc"
 )
 
@@ -21,19 +20,9 @@ const timeout = 10 * time.Second
 // The binding's own behaviour, against the pure-Go server (the C server is
 // the compat package's business).
 
-func socketPath(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "ipcgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return filepath.Join(dir, "s")
-}
-
 func startServer(t *testing.T, h frame.Handler) string {
 	t.Helper()
-	s, err := frame.Listen(socketPath(t), 0, h)
+	s, err := frame.Listen(shortdir.SocketPath(t), 0, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +57,7 @@ func wantErrno(t *testing.T, what string, err error, errno syscall.Errno) {
 }
 
 func TestClient_ConnectWithoutServerIsENOENT(t *testing.T) {
-	c, err := ipc.NewSocketClient(socketPath(t))
+	c, err := ipc.NewSocketClient(shortdir.SocketPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +71,7 @@ func TestClient_SecondConnectIsEISCONN(t *testing.T) {
 }
 
 func TestClient_SendAndRecvBeforeConnectAreENOTCONN(t *testing.T) {
-	c, err := ipc.NewSocketClient(socketPath(t))
+	c, err := ipc.NewSocketClient(shortdir.SocketPath(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +156,7 @@ func TestClient_ReplyLongerThanBufferIsEMSGSIZEAndDiscardedWhole(t *testing.T) {
 }
 
 func TestClient_ServerGoneIsECONNRESETEvenWithoutTimeout(t *testing.T) {
-	s, err := frame.Listen(socketPath(t), 0, frame.Echo)
+	s, err := frame.Listen(shortdir.SocketPath(t), 0, frame.Echo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +287,7 @@ func TestPool_CloseWaitsForClientsAndRefusesNewCalls(t *testing.T) {
 }
 
 func TestNewPool_FailureClosesWhatItMadeAndReturnsTheError(t *testing.T) {
-	path := socketPath(t) // no server
+	path := shortdir.SocketPath(t) // no server
 	_, err := ipc.NewPool(2, func() (*ipc.Client, error) { return ipc.NewSocketClient(path) })
 	wantErrno(t, "pool", err, syscall.ENOENT)
 }

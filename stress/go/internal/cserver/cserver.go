@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"ipcgo/internal/shortdir"
 )
 
 // Env vars set by stress/go/go_test.sh.
@@ -48,18 +50,6 @@ func Binary(t testing.TB, name string) string {
 	return bin
 }
 
-// TempDir is a fresh short directory under /tmp (socket paths must fit in
-// 108 bytes), removed at the end of the test.
-func TempDir(t testing.TB) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "ipcgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
 var nameSeq atomic.Int64
 
 // nameSalt tells apart processes that share a pid: sandboxed test runs have
@@ -81,7 +71,7 @@ func UniqueName(prefix string) string {
 // keeps the server's default (1 MiB).
 func StartSocket(t testing.TB, maxMessage int) *Server {
 	t.Helper()
-	s := &Server{Socket: filepath.Join(TempDir(t), "echo.sock")}
+	s := &Server{Socket: filepath.Join(shortdir.New(t), "echo.sock")}
 	args := []string{"--socket", s.Socket}
 	if maxMessage > 0 {
 		args = append(args, "--max-message", strconv.Itoa(maxMessage))
