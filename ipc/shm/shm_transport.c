@@ -1265,23 +1265,18 @@ static int ipc__cli_wait(ipc__shm_client *c, ipc_waitpoint *wp, bool (*ready)(vo
     }
 }
 
-static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_t deadline)
+/* Room for len bytes in the request ring, waiting until the deadline:
+ * 0 with *p, or -EPIPE / -EMSGSIZE / -ETIMEDOUT / -EPROTO. */
+static int ipc__cli_claim(ipc__shm_client *c, size_t len, void **p, uint64_t deadline)
 {
-    ipc__shm_client *c = (ipc__shm_client *)base;
     if (c->dead || ipc__cli_closed_flag(c))
         return -EPIPE;
     if (len > c->max_payload)
         return -EMSGSIZE;
     for (;;) {
-        void *p;
-        int rc = ipc_spsc_claim(&c->req, len, &p);
-        if (rc == 1) {
-            if (len != 0)
-                memcpy(p, data, len);
-            ipc_spsc_publish_nowake(&c->req, len); /* the server sleeps on the bell */
-            ipc_mpsc_ring_bell(&c->bell->bell);
+        int rc = ipc_spsc_claim(&c->req, len, p);
+        if (rc == 1)
             return 0;
-        }
         if (rc < 0)
             return rc;
         struct ipc__cli_wait w = {c, len};
@@ -1289,6 +1284,25 @@ static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_
         if (rc < 0)
             return rc == -ECONNRESET ? -EPIPE : rc;
     }
+}
+
+static void ipc__cli_publish(ipc__shm_client *c, size_t len)
+{
+    ipc_spsc_publish_nowake(&c->req, len); /* the server sleeps on the bell */
+    ipc_mpsc_ring_bell(&c->bell->bell);
+}
+
+static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_t deadline)
+{
+    ipc__shm_client *c = (ipc__shm_client *)base;
+    void *p;
+    int rc = ipc__cli_claim(c, len, &p, deadline);
+    if (rc < 0)
+        return rc;
+    if (len != 0)
+        memcpy(p, data, len);
+    ipc__cli_publish(c, len);
+    return 0;
 }
 
 /* After freeing response space: the server may be waiting for it. */
@@ -1376,23 +1390,11 @@ static ssize_t ipc__cli_release(ipc_client *base)
 static int ipc__cli_loan(ipc_client *base, size_t len, void **buf, uint64_t deadline)
 {
     ipc__shm_client *c = (ipc__shm_client *)base;
-    if (c->dead || ipc__cli_closed_flag(c))
-        return -EPIPE;
-    if (len > c->max_payload)
-        return -EMSGSIZE;
-    for (;;) {
-        int rc = ipc_spsc_claim(&c->req, len, buf);
-        if (rc == 1) {
-            c->loaned = true;
-            return 0;
-        }
-        if (rc < 0)
-            return rc;
-        struct ipc__cli_wait w = {c, len};
-        rc = ipc__cli_wait(c, &c->req.shared->space, ipc__cli_writable, &w, deadline);
-        if (rc < 0)
-            return rc == -ECONNRESET ? -EPIPE : rc;
-    }
+    int rc = ipc__cli_claim(c, len, buf, deadline);
+    if (rc < 0)
+        return rc;
+    c->loaned = true;
+    return 0;
 }
 
 static int ipc__cli_commit(ipc_client *base, size_t len)
@@ -1401,8 +1403,7 @@ static int ipc__cli_commit(ipc_client *base, size_t len)
     if (!c->loaned)
         return -EINVAL;
     c->loaned = false;
-    ipc_spsc_publish_nowake(&c->req, len); /* the server sleeps on the bell */
-    ipc_mpsc_ring_bell(&c->bell->bell);
+    ipc__cli_publish(c, len);
     return 0;
 }
 
