@@ -10,6 +10,7 @@ packages=(
   golang-go
   libnng-dev libzmq3-dev
   gnuplot-nox
+  valgrind
 )
 
 missing=()
