@@ -622,11 +622,6 @@ int ipc_response_set(ipc_response *r, const void *data, size_t len)
     return 0;
 }
 
-static bool ipc__stop_seen(ipc_server *s)
-{
-    return atomic_load_explicit(&s->stop_requested, memory_order_acquire) != 0;
-}
-
 /* One request, read in place: handle, release, reply. Returns the handler's
  * action, or IPC_CONTINUE when the request could not be read (the client is
  * gone or sent something too large; the transport already dealt with it). */

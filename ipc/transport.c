@@ -1,15 +1,7 @@
-/* Clock helpers shared by the transports. */
+/* Deadlines and the pending-output limit shared by the transports. */
 #include "ipc/transport.h"
 
 #include <limits.h>
-#include <time.h>
-
-uint64_t ipc__now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t ipc__deadline(uint64_t timeout_ns)
 {

@@ -10,15 +10,17 @@
 #ifndef IPC_TRANSPORT_H
 #define IPC_TRANSPORT_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
 #include "ipc/ipc.h"
 #include "ipc/stats.h"
+#include "ipc/unix/unix.h"
 
-/* Absolute CLOCK_MONOTONIC deadline in ns; IPC_FOREVER waits without limit,
- * IPC_NOW (long past) does not wait at all. */
-#define IPC_FOREVER UINT64_MAX
+/* Absolute CLOCK_MONOTONIC deadline in ns (ipc__now_ns, unix.h);
+ * IPC_FOREVER (unix.h) waits without limit, IPC_NOW (long past) does not
+ * wait at all. */
 #define IPC_NOW 1u
 
 typedef struct ipc_client_ops {
@@ -115,13 +117,31 @@ size_t ipc__pending_limit(const ipc_server *s);
 /* Fills the zero fields of *o with their defaults; -EINVAL for bad values. */
 int ipc__server_options_resolve(ipc_server_options *o);
 
-/* CLOCK_MONOTONIC now, in ns. */
-uint64_t ipc__now_ns(void);
-
 /* Deadline for a relative timeout (0 = IPC_FOREVER), saturating. */
 uint64_t ipc__deadline(uint64_t timeout_ns);
 
 /* ms left until the deadline for poll()/epoll_wait(): -1 forever, rounded up. */
 int ipc__poll_ms(uint64_t deadline);
+
+static inline uint64_t ipc__min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* true once ipc_server_stop() asked the run or wait loop to return. */
+static inline bool ipc__stop_seen(ipc_server *s)
+{
+    /* Acquire [S]: pairs with the release in ipc_server_stop(). */
+    return atomic_load_explicit(&s->stop_requested, memory_order_acquire) != 0;
+}
+
+/* The one mapping of "the peer is gone" to an errno: a send to a peer that
+ * closed or died gives -EPIPE from the kernel, a receive -ECONNRESET or EOF;
+ * to the caller both are -ECONNRESET ("the connection is gone"). err is a
+ * negative errno; any other value is returned unchanged. */
+static inline int ipc__peer_gone(int err)
+{
+    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ? -ECONNRESET : err;
+}
 
 #endif /* IPC_TRANSPORT_H */

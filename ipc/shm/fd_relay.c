@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "ipc/unix/unix.h"
+
 struct ipc__relay_wait {
     ipc_waitpoint *bell;
     uint32_t seq;
@@ -20,10 +22,7 @@ static bool ipc__relay_moved(void *arg)
 
 void ipc__relay_signal_now(ipc__fd_relay *r)
 {
-    uint64_t one = 1;
-    /* A full counter already reads as readable: nothing to add. */
-    while (write(r->efd, &one, sizeof(one)) < 0 && errno == EINTR)
-        ;
+    ipc__eventfd_signal(r->efd);
 }
 
 static void *ipc__relay_main(void *arg)
@@ -40,7 +39,7 @@ static void *ipc__relay_main(void *arg)
             return NULL;
         /* Wakes on a notify, on the tick, or (via a bump) on stop. */
         (void)ipc_wait_until(r->bell, ipc__relay_moved, &w, 0,
-                             ipc_wait_now_ns() + IPC_RELAY_TICK_NS);
+                             ipc__now_ns() + IPC_RELAY_TICK_NS);
         pthread_mutex_lock(&r->mu);
         quit = r->quit;
         r->armed = false;
@@ -61,19 +60,14 @@ int ipc__relay_start(ipc__fd_relay *r, ipc_waitpoint *bell)
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
     ipc_wait_subscribe(bell);
-    /* The relay takes no signals: they belong to the application. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&r->thread, NULL, ipc__relay_main, r);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
+    int rc = ipc__thread_start_nosig(&r->thread, ipc__relay_main, r);
+    if (rc < 0) {
         ipc_wait_unsubscribe(bell);
         pthread_cond_destroy(&r->cv);
         pthread_mutex_destroy(&r->mu);
         close(r->efd);
         r->efd = -1;
-        return -rc;
+        return rc;
     }
     r->running = true;
     return 0;
@@ -115,7 +109,5 @@ void ipc__relay_arm(ipc__fd_relay *r, uint32_t seq)
 
 void ipc__relay_drain(ipc__fd_relay *r)
 {
-    uint64_t v;
-    while (read(r->efd, &v, sizeof(v)) < 0 && errno == EINTR)
-        ;
+    ipc__eventfd_drain(r->efd);
 }

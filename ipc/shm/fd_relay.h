@@ -21,6 +21,10 @@
 
 #include "ipc/shm/wait.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define IPC_RELAY_TICK_NS (250ull * 1000 * 1000)
 
 typedef struct ipc__fd_relay {
@@ -47,5 +51,9 @@ void ipc__relay_arm(ipc__fd_relay *r, uint32_t seq);
 void ipc__relay_signal_now(ipc__fd_relay *r);
 /* Empties the eventfd (non-blocking). */
 void ipc__relay_drain(ipc__fd_relay *r);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

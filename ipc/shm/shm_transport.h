@@ -2,10 +2,8 @@
 #ifndef IPC_SHM_SHM_TRANSPORT_H
 #define IPC_SHM_SHM_TRANSPORT_H
 
+#include "ipc/shm/shm_handshake.h" /* IPC_SHM_NAME_MAX */
 #include "ipc/transport.h"
-
-/* Longest base name accepted (letters, digits, '.', '_', '-'). */
-#define IPC_SHM_NAME_MAX 64
 /* Most clients one shared-memory server takes. */
 #define IPC_SHM_MAX_CLIENTS 4096
 

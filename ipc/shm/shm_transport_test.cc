@@ -22,7 +22,7 @@
 #include "ipc/shm/test_util.h"
 /* Last: <stdatomic.h> macros clash with <atomic> when included first. */
 #include "ipc/shm/shm_layout.h"
-#include "ipc/shm/shm_testing.h"
+#include "ipc/shm/shm_client.h"
 
 namespace {
 
@@ -200,6 +200,17 @@ int count_fds(pid_t pid)
 
 /* ------------------------------------------------------------- factories */
 
+// The segment a connected shm client maps, read through the private client
+// object: how these tests play a hostile client.
+uint8_t *ClientSegment(ipc_client *c, size_t *size)
+{
+    ipc__shm_client *sc = ipc__shm_client_of(c);
+    if (sc == nullptr)
+        return nullptr;
+    *size = sc->seg.size;
+    return sc->seg.base;
+}
+
 TEST(ShmTransport, FactoriesValidateNames)
 {
     EXPECT_EQ(ipc_server_create_shm("", 4), nullptr);
@@ -363,7 +374,7 @@ TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
     ipc_client *c = connect_client(name, 1);
     ASSERT_NE(c, nullptr);
     size_t size = 0;
-    auto *seg = static_cast<uint8_t *>(ipc__shm_client_segment(c, &size));
+    auto *seg = ClientSegment(c, &size);
     ASSERT_NE(seg, nullptr);
     auto *hdr = reinterpret_cast<ipc__shm_seg_header *>(seg);
     auto *resp = reinterpret_cast<ipc_spsc_shared *>(seg + hdr->resp_offset);
@@ -722,156 +733,6 @@ TEST(ShmTransport, RacingServersExactlyOneWins)
     }
 }
 
-/* ------------------------------------------------------ fake servers */
-
-/* Binds the server's name in this process and runs one reply script. */
-struct FakeServer {
-    int fd = -1;
-    std::thread th;
-
-    FakeServer(const std::string &name, std::function<void(int)> script)
-    {
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un a;
-        memset(&a, 0, sizeof(a));
-        a.sun_family = AF_UNIX;
-        int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "ipc-shm/%s", name.c_str());
-        EXPECT_EQ(bind(fd, (struct sockaddr *)&a, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)), 0);
-        EXPECT_EQ(listen(fd, 4), 0);
-        th = std::thread([this, script] {
-            int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
-            if (c >= 0) {
-                script(c);
-                usleep(100000);
-                close(c);
-            }
-        });
-    }
-    ~FakeServer()
-    {
-        th.join();
-        close(fd);
-    }
-};
-
-void send_hello(int fd, uint32_t version, uint32_t status, std::vector<int> fds)
-{
-    ipc__shm_hello h = {IPC_SHM_HELLO_MAGIC, version, status, 0, 0};
-    struct iovec iov = {&h, sizeof(h)};
-    char ctl[CMSG_SPACE(4 * sizeof(int))];
-    memset(ctl, 0, sizeof(ctl));
-    struct msghdr msg = {};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (!fds.empty()) {
-        msg.msg_control = ctl;
-        msg.msg_controllen = CMSG_SPACE(fds.size() * sizeof(int));
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
-        memcpy(CMSG_DATA(c), fds.data(), fds.size() * sizeof(int));
-    }
-    EXPECT_EQ(sendmsg(fd, &msg, MSG_NOSIGNAL), (ssize_t)sizeof(h));
-}
-
-/* A sealed memfd of size bytes, with the segment header given. */
-int make_segment(uint64_t ring, const ipc__shm_seg_header *h, size_t size)
-{
-    int fd = memfd_create("fake", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    EXPECT_EQ(ftruncate(fd, (off_t)size), 0);
-    void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    memcpy(p, h, sizeof(*h));
-    (void)ring;
-    munmap(p, size);
-    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
-    return fd;
-}
-
-int make_bell()
-{
-    int fd = memfd_create("fakebell", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    EXPECT_EQ(ftruncate(fd, IPC_SHM_BELL_SIZE), 0);
-    void *p = mmap(nullptr, IPC_SHM_BELL_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ipc__shm_bell b;
-    memset(&b, 0, sizeof(b));
-    b.magic = IPC_SHM_BELL_MAGIC;
-    b.version = IPC_SHM_VERSION;
-    memcpy(p, &b, sizeof(b));
-    munmap(p, IPC_SHM_BELL_SIZE);
-    EXPECT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL), 0);
-    return fd;
-}
-
-ipc__shm_seg_header good_header(uint64_t ring, uint32_t max_clients)
-{
-    ipc__shm_seg_header h;
-    memset(&h, 0, sizeof(h));
-    h.magic = IPC_SHM_SEG_MAGIC;
-    h.version = IPC_SHM_VERSION;
-    h.header_size = IPC_SHM_HEADER_SIZE;
-    h.ring_size = ring;
-    h.segment_size = ipc__shm_segment_size(ring);
-    h.req_offset = ipc__shm_req_offset();
-    h.resp_offset = ipc__shm_resp_offset(ring);
-    h.max_clients = max_clients;
-    h.client_id = 0;
-    atomic_store(&h.ready, 1u);
-    return h;
-}
-
-int connect_to_fake(const std::string &name, std::function<void(int)> script)
-{
-    FakeServer fake(name, script);
-    int rc;
-    ipc_client *c = connect_client(name, 2, &rc);
-    ipc_client_destroy(c);
-    return rc;
-}
-
-TEST(ShmTransport, ProtocolMismatchGivesEproto)
-{
-    /* Hello from another protocol version. */
-    EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int c) { send_hello(c, 99, 0, {}); }), -EPROTO);
-    /* Hello, but no fds. */
-    EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int c) { send_hello(c, IPC_SHM_VERSION, 0, {}); }),
-              -EPROTO);
-    /* Busy status passes through. */
-    EXPECT_EQ(connect_to_fake(unique_name("fake"),
-                              [](int c) { send_hello(c, IPC_SHM_VERSION, EAGAIN, {}); }),
-              -EAGAIN);
-    /* Garbage instead of a hello. */
-    EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int c) { (void)!write(c, "HTTP/1.1 200", 12); }),
-              -EPROTO);
-    /* Hang-up instead of a hello (a server that died with us in its
-     * backlog): the same as no server, so retry loops go on. */
-    EXPECT_EQ(connect_to_fake(unique_name("fake"), [](int) {}), -ECONNREFUSED);
-
-    const uint64_t ring = 4096;
-    auto with_segment = [&](std::function<void(ipc__shm_seg_header &)> edit, size_t size) {
-        return connect_to_fake(unique_name("fake"), [&](int c) {
-            ipc__shm_seg_header h = good_header(ring, 2);
-            edit(h);
-            int seg = make_segment(ring, &h, size);
-            int bell = make_bell();
-            send_hello(c, IPC_SHM_VERSION, 0, {seg, bell});
-            close(seg);
-            close(bell);
-        });
-    };
-    size_t size = ipc__shm_segment_size(ring);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &) {}, size), 0) << "the control case connects";
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.version = 99; }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.magic ^= 1; }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.ring_size = 8192; }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.ring_size = 5000; }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.resp_offset = 64; }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.client_id = 7; }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { atomic_store(&h.ready, 0u); }, size), -EPROTO);
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &) {}, size - 4096), -EPROTO) << "fstat size";
-    EXPECT_EQ(with_segment([](ipc__shm_seg_header &h) { h.max_clients = 3; }, size), -EINVAL);
-}
-
 /* ---------------------------------------------------- hostile clients */
 
 /* A client that scribbles over its own ring is dropped; others go on. */
@@ -891,7 +752,7 @@ void hostile_round(const char *tag, std::function<void(uint8_t *seg, ipc_client 
         if (echo_once(c, (const uint8_t *)"hi", 2, buf) != 0)
             return 11;
         size_t size = 0;
-        uint8_t *seg = static_cast<uint8_t *>(ipc__shm_client_segment(c, &size));
+        uint8_t *seg = ClientSegment(c, &size);
         if (!seg || size != ipc__shm_segment_size(8192))
             return 12;
         scribble(seg, c);

@@ -12,13 +12,6 @@
  * ~10-140 ns depending on the CPU, so the clock stays a small fraction. */
 #define IPC__SPIN_CLOCK_EVERY 64
 
-uint64_t ipc_wait_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void ipc_waitpoint_init(ipc_waitpoint *w)
 {
     atomic_store_explicit(&w->seq, 0, memory_order_relaxed);
@@ -38,7 +31,7 @@ static bool ipc__spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64
 {
     if (spin_ns == 0)
         return false;
-    uint64_t now = ipc_wait_now_ns();
+    uint64_t now = ipc__now_ns();
     uint64_t stop = now + spin_ns < now ? UINT64_MAX : now + spin_ns;
     if (stop > deadline_ns)
         stop = deadline_ns;
@@ -48,7 +41,7 @@ static bool ipc__spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64
                 return true;
             ipc_wait_cpu_relax();
         }
-        if (ipc_wait_now_ns() >= stop)
+        if (ipc__now_ns() >= stop)
             return false;
     }
 }
@@ -61,7 +54,7 @@ static bool ipc__timeout_left(uint64_t deadline_ns, struct timespec *ts, struct 
         *out = NULL;
         return true;
     }
-    uint64_t now = ipc_wait_now_ns();
+    uint64_t now = ipc__now_ns();
     if (now >= deadline_ns)
         return false;
     uint64_t left = deadline_ns - now;

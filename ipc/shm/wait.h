@@ -30,6 +30,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "ipc/unix/unix.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -46,8 +48,8 @@ static_assert(sizeof(ipc_waitpoint) == 8, "ipc_waitpoint is ABI: 8 bytes");
 _Static_assert(sizeof(ipc_waitpoint) == 8, "ipc_waitpoint is ABI: 8 bytes");
 #endif
 
-/* Absolute deadline meaning "no limit". */
-#define IPC_WAIT_FOREVER UINT64_MAX
+/* Absolute deadline meaning "no limit": the transports' IPC_FOREVER. */
+#define IPC_WAIT_FOREVER IPC_FOREVER
 
 void ipc_waitpoint_init(ipc_waitpoint *w);
 
@@ -66,9 +68,6 @@ void ipc_wait_notify(ipc_waitpoint *w);
 /* ipc_wait_notify() for two waitpoints that one store each made ready, with
  * one fence for both: the stores, then the fence, then both checks. */
 void ipc_wait_notify_pair(ipc_waitpoint *a, ipc_waitpoint *b);
-
-/* CLOCK_MONOTONIC now, in ns. */
-uint64_t ipc_wait_now_ns(void);
 
 /*
  * A standing subscription: while one is held, every ipc_wait_notify() on w

@@ -472,12 +472,6 @@ static void ipc__handle_event(ipc__socket_server *s, const struct epoll_event *e
         ipc__conn_read(s, tag);
 }
 
-static bool ipc__stop_seen(ipc__socket_server *s)
-{
-    /* Acquire: pairs with the release store in ipc_server_stop(). */
-    return atomic_load_explicit(&s->base.stop_requested, memory_order_acquire) != 0;
-}
-
 /* One epoll_wait until the deadline; handles what it reports. 0, or
  * -ETIMEDOUT when the deadline passed with nothing reported. */
 static int ipc__poll_once(ipc__socket_server *s, uint64_t deadline)
@@ -511,7 +505,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
         s->last_id = -1;
     }
     for (;;) {
-        if (ipc__stop_seen(s))
+        if (ipc__stop_seen(&s->base))
             return -ECANCELED;
         uint32_t id;
         while (ipc__idq_pop(&s->ready, &id)) {

@@ -1,0 +1,65 @@
+/*
+ * The per-client segment and the server's doorbell, for both sides of the
+ * ABI in shm_layout.h. Internal.
+ *
+ * The server creates a segment (memfd, map, format header and rings, seal,
+ * attach as request consumer and response producer); the client maps the fd
+ * it was handed (fstat, sealed, map, acquire `ready`, copy and validate the
+ * header, attach with the roles swapped). Both halves live in shm_segment.c
+ * so that a change to one is made next to the other.
+ */
+#ifndef IPC_SHM_SHM_SEGMENT_H
+#define IPC_SHM_SHM_SEGMENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ipc/shm/shm_layout.h"
+#include "ipc/shm/spsc_ring.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* One mapped segment, as one side sees it. */
+typedef struct ipc__shm_segment {
+    uint8_t *base; /* NULL when not mapped */
+    size_t size;
+    ipc__shm_seg_header *hdr;
+    ipc_spsc_ring req;  /* server: consumer; client: producer */
+    ipc_spsc_ring resp; /* server: producer; client: consumer */
+} ipc__shm_segment;
+
+/* Server: a new sealed segment for client `id` of `max_clients`, with rings
+ * of ring_size bytes, formatted and attached; *fd is the memfd to pass to
+ * the client (the caller closes it). 0 or -errno. */
+int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t id,
+                            uint32_t max_clients, int *fd);
+
+/* Client: maps the segment fd received as client `id`, checks it and
+ * attaches. 0, -EPROTO (not a valid segment), -EINVAL (max_clients differs
+ * from the server's: the caller's error) or -errno. Leaves seg unmapped on
+ * failure. */
+int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t max_clients);
+
+/* Checks a copy of a segment header against what the client expects. */
+int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t max_clients,
+                           uint64_t file_size);
+
+/* Unmaps; safe on a segment never mapped. */
+void ipc__shm_segment_unmap(ipc__shm_segment *seg);
+
+/* Server: a new sealed doorbell; *fd is kept to pass to every client. */
+int ipc__shm_bell_create(ipc__shm_bell **bell, int *fd);
+
+/* Client: maps and checks a doorbell fd. 0, -EPROTO or -errno. */
+int ipc__shm_bell_map(int fd, ipc__shm_bell **bell);
+
+/* Unmaps; safe on NULL. */
+void ipc__shm_bell_unmap(ipc__shm_bell *bell);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IPC_SHM_SHM_SEGMENT_H */

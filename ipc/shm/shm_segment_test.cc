@@ -1,0 +1,185 @@
+// Tests for both halves of the segment and doorbell ABI on real memfds: the
+// server's ipc__shm_segment_create() and the client's checks in
+// ipc__shm_segment_map(), without a socket in between.
+#include <errno.h>
+#include <gtest/gtest.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <functional>
+#include <string>
+
+#include "ipc/shm/shm_segment.h"
+#include "ipc/unix/unix.h"
+
+namespace {
+
+constexpr uint64_t kRing = 4096;
+constexpr uint32_t kId = 0;
+constexpr uint32_t kMaxClients = 2;
+
+// A segment as the server makes it, whose header a test may then edit.
+class ServerSegment {
+  public:
+    ServerSegment() { rc_ = ipc__shm_segment_create(&seg_, kRing, kId, kMaxClients, &fd_); }
+    ~ServerSegment()
+    {
+        ipc__shm_segment_unmap(&seg_);
+        if (fd_ >= 0)
+            close(fd_);
+    }
+    int rc() const { return rc_; }
+    int fd() const { return fd_; }
+    ipc__shm_seg_header *header() { return seg_.hdr; }
+    ipc__shm_segment *segment() { return &seg_; }
+
+  private:
+    ipc__shm_segment seg_ = {};
+    int fd_ = -1;
+    int rc_ = 0;
+};
+
+// What the client makes of the server's segment after edit(header).
+int MapAfter(const std::function<void(ipc__shm_seg_header *)> &edit,
+             uint32_t max_clients = kMaxClients)
+{
+    ServerSegment server;
+    EXPECT_EQ(server.rc(), 0);
+    edit(server.header());
+    ipc__shm_segment client = {};
+    int rc = ipc__shm_segment_map(&client, server.fd(), kId, max_clients);
+    EXPECT_EQ(client.base == nullptr, rc != 0) << "mapped exactly when it succeeds";
+    ipc__shm_segment_unmap(&client);
+    return rc;
+}
+
+TEST(ShmSegment, ClientMapsWhatTheServerCreated)
+{
+    EXPECT_EQ(MapAfter([](ipc__shm_seg_header *) {}), 0);
+}
+
+TEST(ShmSegment, ServerFormatsEveryHeaderField)
+{
+    ServerSegment server;
+    ASSERT_EQ(server.rc(), 0);
+    const ipc__shm_seg_header *h = server.header();
+    EXPECT_EQ(h->magic, IPC_SHM_SEG_MAGIC);
+    EXPECT_EQ(h->version, IPC_SHM_VERSION);
+    EXPECT_EQ(h->header_size, IPC_SHM_HEADER_SIZE);
+    EXPECT_EQ(h->ring_size, kRing);
+    EXPECT_EQ(h->segment_size, ipc__shm_segment_size(kRing));
+    EXPECT_EQ(h->req_offset, ipc__shm_req_offset());
+    EXPECT_EQ(h->resp_offset, ipc__shm_resp_offset(kRing));
+    EXPECT_EQ(h->max_clients, kMaxClients);
+    EXPECT_EQ(h->client_id, kId);
+    EXPECT_EQ(h->creator_pid, (uint32_t)getpid());
+    EXPECT_EQ(h->creator_uid, (uint32_t)geteuid());
+    EXPECT_EQ(server.segment()->size, ipc__shm_segment_size(kRing));
+}
+
+TEST(ShmSegment, ClientRejectsACorruptHeaderWithEproto)
+{
+    struct Case {
+        const char *what;
+        std::function<void(ipc__shm_seg_header *)> edit;
+    };
+    const Case cases[] = {
+        {"another version", [](ipc__shm_seg_header *h) { h->version = 99; }},
+        {"another magic", [](ipc__shm_seg_header *h) { h->magic ^= 1; }},
+        {"ring size not matching the file", [](ipc__shm_seg_header *h) { h->ring_size = 8192; }},
+        {"ring size not a power of two", [](ipc__shm_seg_header *h) { h->ring_size = 5000; }},
+        {"response ring inside the header", [](ipc__shm_seg_header *h) { h->resp_offset = 64; }},
+        {"another client's slot", [](ipc__shm_seg_header *h) { h->client_id = 7; }},
+        {"not ready", [](ipc__shm_seg_header *h) { h->ready = 0; }},
+    };
+    for (const Case &c : cases)
+        EXPECT_EQ(MapAfter(c.edit), -EPROTO) << c.what;
+}
+
+TEST(ShmSegment, ClientWithAnotherMaxClientsGetsEinval)
+{
+    EXPECT_EQ(MapAfter([](ipc__shm_seg_header *) {}, kMaxClients + 1), -EINVAL);
+}
+
+TEST(ShmSegment, ClientRejectsAFileOfAnotherSizeThanTheHeaderSays)
+{
+    ServerSegment server;
+    ASSERT_EQ(server.rc(), 0);
+    size_t size = ipc__shm_segment_size(kRing) - 4096;
+    int fd;
+    void *p;
+    ASSERT_EQ(ipc__memfd_create_sealed("short", size, &fd, &p), 0);
+    memcpy(p, server.header(), sizeof(ipc__shm_seg_header));
+    munmap(p, size);
+    ipc__shm_segment client = {};
+    EXPECT_EQ(ipc__shm_segment_map(&client, fd, kId, kMaxClients), -EPROTO);
+    close(fd);
+}
+
+TEST(ShmSegment, ClientRejectsAnUnsealedFile)
+{
+    int fd = memfd_create("unsealed", MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, (off_t)ipc__shm_segment_size(kRing)), 0);
+    ipc__shm_segment client = {};
+    EXPECT_EQ(ipc__shm_segment_map(&client, fd, kId, kMaxClients), -EPROTO);
+    close(fd);
+}
+
+TEST(ShmSegment, BothSidesSeeOneRingPairWithRolesSwapped)
+{
+    ServerSegment server;
+    ASSERT_EQ(server.rc(), 0);
+    ipc__shm_segment client = {};
+    ASSERT_EQ(ipc__shm_segment_map(&client, server.fd(), kId, kMaxClients), 0);
+    ASSERT_EQ(ipc_spsc_push(&client.req, "ping", 4), 1);
+    const void *p;
+    uint32_t n;
+    ASSERT_EQ(ipc_spsc_peek(&server.segment()->req, &p, &n), 1);
+    EXPECT_EQ(std::string(static_cast<const char *>(p), n), "ping");
+    ASSERT_EQ(ipc_spsc_push(&server.segment()->resp, "pong", 4), 1);
+    ASSERT_EQ(ipc_spsc_peek(&client.resp, &p, &n), 1);
+    EXPECT_EQ(std::string(static_cast<const char *>(p), n), "pong");
+    ipc__shm_segment_unmap(&client);
+}
+
+TEST(ShmBell, ClientMapsWhatTheServerCreated)
+{
+    ipc__shm_bell *bell;
+    int fd;
+    ASSERT_EQ(ipc__shm_bell_create(&bell, &fd), 0);
+    ipc__shm_bell *mapped = nullptr;
+    EXPECT_EQ(ipc__shm_bell_map(fd, &mapped), 0);
+    ASSERT_NE(mapped, nullptr);
+    EXPECT_EQ(mapped->magic, IPC_SHM_BELL_MAGIC);
+    ipc__shm_bell_unmap(mapped);
+    ipc__shm_bell_unmap(bell);
+    close(fd);
+}
+
+TEST(ShmBell, ClientRejectsAnotherMagicOrVersionWithEproto)
+{
+    ipc__shm_bell *bell;
+    int fd;
+    ASSERT_EQ(ipc__shm_bell_create(&bell, &fd), 0);
+    ipc__shm_bell *mapped = nullptr;
+    bell->magic ^= 1;
+    EXPECT_EQ(ipc__shm_bell_map(fd, &mapped), -EPROTO);
+    bell->magic ^= 1;
+    bell->version = 99;
+    EXPECT_EQ(ipc__shm_bell_map(fd, &mapped), -EPROTO);
+    EXPECT_EQ(mapped, nullptr);
+    ipc__shm_bell_unmap(bell);
+    close(fd);
+}
+
+TEST(ShmBell, ClientRejectsASegmentSizedFile)
+{
+    ServerSegment server;
+    ASSERT_EQ(server.rc(), 0);
+    ipc__shm_bell *mapped = nullptr;
+    EXPECT_EQ(ipc__shm_bell_map(server.fd(), &mapped), -EPROTO);
+}
+
+}  // namespace

@@ -1,0 +1,760 @@
+/*
+ * The shared-memory server (design in docs/SHM.md).
+ *
+ * For each accepted client it creates a segment (shm_segment.c) and passes
+ * it with the server-wide doorbell in the hello (shm_handshake.c). It polls
+ * the request rings round robin (no syscalls) and sleeps on the doorbell
+ * when idle. Replies go into the response ring; a reply that does not fit is
+ * queued privately and flushed later, so a client that stops reading never
+ * blocks the server.
+ *
+ * Admin: a watcher thread sleeps in epoll_wait on the listener and every
+ * client socket; on an event it sets hints, admin_pending, and rings the
+ * doorbell. Only the server's own thread changes the client table.
+ */
+#include "ipc/shm/shm_transport.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "ipc/shm/fd_relay.h"
+#include "ipc/shm/mpsc.h"
+#include "ipc/shm/shm_handshake.h"
+#include "ipc/shm/shm_layout.h"
+#include "ipc/shm/shm_segment.h"
+#include "ipc/shm/spsc_ring.h"
+#include "ipc/shm/wait.h"
+#include "ipc/unix/unix.h"
+
+/* The server re-polls at least this often: bounds the delay if a client
+ * scribbles over the shared doorbell, and retries a failed accept. */
+#define IPC__SHM_SERVER_SLICE_NS (250ull * 1000 * 1000)
+/* epoll tags besides slot indices. */
+#define IPC__TAG_LISTEN (UINT64_MAX - 1)
+#define IPC__TAG_STOP UINT64_MAX
+
+typedef struct ipc__shm_out {
+    struct ipc__shm_out *next;
+    size_t len;
+    unsigned char data[];
+} ipc__shm_out;
+
+typedef struct ipc__shm_slot {
+    int fd; /* rendezvous socket; -1 when the slot is free */
+    ipc__shm_segment seg; /* we consume seg.req and produce seg.resp */
+    ipc__shm_out *out_head, *out_tail; /* replies that did not fit */
+    size_t out_bytes;
+    bool peeked;        /* a request is lent to the application */
+    bool doomed;        /* dropped while lent: finish at release */
+    uint32_t peeked_len;
+    bool loaned;        /* a reply is being written in place */
+    bool wake_owed;     /* a reply went out unannounced: wake at release */
+} ipc__shm_slot;
+
+typedef struct ipc__shm_server {
+    ipc_server base;
+    char name[IPC_SHM_NAME_MAX + 1];
+    size_t max_clients;
+    ipc__shm_slot *slots;
+    ipc_spsc_ring **views;  /* mpsc table: &slots[i].seg.req or NULL */
+    _Atomic uint8_t *hints; /* watcher -> main: slot i had a socket event */
+    struct pollfd *pfds;    /* sweep scratch */
+    ipc_mpsc mpsc;
+    size_t n_clients;
+    size_t n_out; /* slots with queued replies */
+    int listen_fd, epoll_fd, stop_fd;
+    int bell_fd;                    /* kept for every hello; lives until destroy */
+    _Atomic(ipc__shm_bell *) bell;  /* read by wake(), maybe from a signal handler */
+    pthread_t watcher;
+    bool watcher_running;
+    bool accept_retry; /* accept failed for lack of fds or memory: retry */
+    _Atomic uint32_t admin_pending;
+    _Atomic uint32_t accept_pending;
+    ipc__fd_relay relay; /* running once ipc_server_fd() was asked for */
+} ipc__shm_server;
+
+static ipc__shm_server *ipc__srv(ipc_server *base)
+{
+    return (ipc__shm_server *)base;
+}
+
+static ipc_waitpoint *ipc__srv_bell(ipc__shm_server *s)
+{
+    return &atomic_load_explicit(&s->bell, memory_order_acquire)->bell;
+}
+
+static ipc__shm_slot *ipc__srv_slot(ipc__shm_server *s, int id)
+{
+    if (id < 0 || (size_t)id >= s->max_clients || s->slots[id].fd < 0)
+        return NULL;
+    return &s->slots[id];
+}
+
+static void ipc__srv_free_out(ipc__shm_server *s, ipc__shm_slot *sl)
+{
+    if (sl->out_head != NULL)
+        s->n_out--;
+    while (sl->out_head != NULL) {
+        ipc__shm_out *o = sl->out_head;
+        sl->out_head = o->next;
+        free(o);
+    }
+    sl->out_tail = NULL;
+    sl->out_bytes = 0;
+}
+
+/* Drops a client: its half-written frames go with the segment. */
+static void ipc__srv_drop(ipc__shm_server *s, int id)
+{
+    ipc__shm_slot *sl = &s->slots[id];
+    s->views[id] = NULL;
+    if (sl->peeked) {
+        /* The application still reads a request in this segment: unmap
+         * once it releases it (ipc__srv_release), and serve no more. */
+        sl->doomed = true;
+        return;
+    }
+    /* Tell a client still alive (dropped for misbehaving, or server close)
+     * at once rather than at its next socket check. */
+    atomic_store_explicit(&sl->seg.hdr->server_closed, 1, memory_order_release);
+    ipc_wait_notify(&sl->seg.resp.shared->data);
+    ipc_wait_notify(&sl->seg.req.shared->space);
+    (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sl->fd, NULL);
+    ipc__close_fd(&sl->fd);
+    ipc__shm_segment_unmap(&sl->seg);
+    ipc__srv_free_out(s, sl);
+    *sl = (ipc__shm_slot){.fd = -1};
+    s->n_clients--;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
+    ipc__stat_add(s->base.stats.block, IPC__STAT_RECLAIMS, 1);
+}
+
+/* Drops a client for breaking the protocol (a corrupt ring, a reply queue
+ * over its bound): counted as a drop. */
+static void ipc__srv_kick(ipc__shm_server *s, int id)
+{
+    ipc__stat_add(s->base.stats.block, IPC__STAT_DROPS, 1);
+    ipc__srv_drop(s, id);
+}
+
+static int ipc__srv_epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
+{
+    struct epoll_event ev = {.events = events, .data.u64 = tag};
+    return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+}
+
+/* Gives slot id a new segment, registers fd with the watcher and sends the
+ * hello. */
+static int ipc__srv_open_slot(ipc__shm_server *s, int id, int fd)
+{
+    ipc__shm_slot *sl = &s->slots[id];
+    *sl = (ipc__shm_slot){.fd = -1};
+    int seg_fd, rc = ipc__shm_segment_create(&sl->seg, s->base.options.ring_size, (uint32_t)id,
+                                             (uint32_t)s->max_clients, &seg_fd);
+    if (rc < 0)
+        return rc;
+    atomic_store_explicit(&s->hints[id], 0, memory_order_relaxed);
+    if ((rc = ipc__srv_epoll_add(s->epoll_fd, fd, EPOLLIN | EPOLLRDHUP | EPOLLET,
+                                 (uint64_t)id)) < 0)
+        goto failed_epoll;
+    if ((rc = ipc__shm_hello_send(fd, 0, (uint32_t)id, seg_fd, s->bell_fd)) < 0)
+        goto failed_hello;
+    close(seg_fd); /* the mapping keeps the memory; the client has its own fd */
+    sl->fd = fd;
+    s->views[id] = &sl->seg.req;
+    s->n_clients++;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);
+    return 0;
+failed_hello:
+    (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+failed_epoll:
+    ipc__shm_segment_unmap(&sl->seg);
+    *sl = (ipc__shm_slot){.fd = -1};
+    close(seg_fd);
+    return rc;
+}
+
+static int ipc__srv_free_slot(ipc__shm_server *s)
+{
+    if (s->n_clients == s->max_clients)
+        return -1;
+    for (size_t i = 0; i < s->max_clients; i++)
+        if (s->slots[i].fd < 0)
+            return (int)i;
+    return -1;
+}
+
+/* Reclaims every client whose socket hung up: one poll() for all. */
+static void ipc__srv_sweep(ipc__shm_server *s)
+{
+    nfds_t n = 0;
+    for (size_t i = 0; i < s->max_clients; i++)
+        if (s->slots[i].fd >= 0)
+            s->pfds[n++] = (struct pollfd){.fd = s->slots[i].fd, .events = POLLIN | POLLRDHUP};
+    if (n == 0 || poll(s->pfds, n, 0) <= 0)
+        return;
+    for (nfds_t k = 0; k < n; k++) {
+        if (s->pfds[k].revents == 0)
+            continue;
+        for (size_t i = 0; i < s->max_clients; i++)
+            if (s->slots[i].fd == s->pfds[k].fd) {
+                ipc__srv_drop(s, (int)i);
+                break;
+            }
+    }
+}
+
+static void ipc__srv_accept_one(ipc__shm_server *s, int fd)
+{
+    int rc = ipc__peer_ok(fd);
+    if (rc < 0) {
+        (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, -1, -1);
+        close(fd);
+        return;
+    }
+    int id = ipc__srv_free_slot(s);
+    if (id < 0) {
+        /* "A closed client's slot is free again at once": its hang-up may
+         * not have reached us through the watcher yet. */
+        ipc__srv_sweep(s);
+        id = ipc__srv_free_slot(s);
+    }
+    rc = id < 0 ? -EAGAIN : ipc__srv_open_slot(s, id, fd);
+    if (rc < 0) {
+        (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, -1, -1);
+        close(fd);
+    }
+}
+
+static void ipc__srv_accept_all(ipc__shm_server *s)
+{
+    s->accept_retry = false;
+    for (;;) {
+        int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            ipc__srv_accept_one(s, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED)
+            continue;
+        /* EMFILE, ENOMEM...: the edge is consumed, so retry on a timer. */
+        s->accept_retry = errno != EAGAIN && errno != EWOULDBLOCK;
+        return;
+    }
+}
+
+/* Table changes requested by the watcher; main thread only. */
+static void ipc__srv_admin(ipc__shm_server *s)
+{
+    /* Relaxed first look: the hot path then pays no locked instruction.
+     * Acquire on the exchange pairs with the watcher's release store and
+     * publishes its hints. */
+    if ((atomic_load_explicit(&s->admin_pending, memory_order_relaxed) == 0 ||
+         atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0) &&
+        !s->accept_retry)
+        return;
+    for (size_t i = 0; i < s->max_clients; i++) {
+        /* Relaxed: ordered by the admin_pending acquire above. A hint is
+         * only a hint (the slot may have been reused); the poll decides. */
+        if (atomic_exchange_explicit(&s->hints[i], 0, memory_order_relaxed) &&
+            s->slots[i].fd >= 0 && ipc__fd_hung_up(s->slots[i].fd))
+            ipc__srv_drop(s, (int)i);
+    }
+    if (atomic_exchange_explicit(&s->accept_pending, 0, memory_order_relaxed) || s->accept_retry)
+        ipc__srv_accept_all(s);
+}
+
+static void *ipc__srv_watch(void *arg)
+{
+    ipc__shm_server *s = arg;
+    struct epoll_event ev[32];
+    for (;;) {
+        int n = epoll_wait(s->epoll_fd, ev, 32, -1);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = ev[i].data.u64;
+            if (tag == IPC__TAG_STOP)
+                return NULL;
+            /* Relaxed: published by the admin_pending release below. */
+            if (tag == IPC__TAG_LISTEN)
+                atomic_store_explicit(&s->accept_pending, 1, memory_order_relaxed);
+            else if (tag < s->max_clients)
+                atomic_store_explicit(&s->hints[tag], 1, memory_order_relaxed);
+        }
+        /* Release: publishes the hints above to ipc__srv_admin(). */
+        atomic_store_explicit(&s->admin_pending, 1, memory_order_release);
+        ipc_mpsc_ring_bell(ipc__srv_bell(s));
+    }
+}
+
+/* Pushes queued replies of one slot; <0 when its ring is corrupt. */
+static int ipc__srv_flush_slot(ipc__shm_server *s, ipc__shm_slot *sl)
+{
+    while (sl->out_head != NULL) {
+        ipc__shm_out *o = sl->out_head;
+        int rc = ipc_spsc_push(&sl->seg.resp, o->data, o->len);
+        if (rc <= 0)
+            return rc;
+        sl->out_head = o->next;
+        sl->out_bytes -= o->len;
+        free(o);
+    }
+    sl->out_tail = NULL;
+    s->n_out--;
+    /* Relaxed: a client seeing a stale 1 only rings the doorbell once too
+     * often; the flag guards no data. */
+    atomic_store_explicit(&sl->seg.hdr->want_space, 0, memory_order_relaxed);
+    return 0;
+}
+
+static void ipc__srv_flush_all(ipc__shm_server *s)
+{
+    for (size_t i = 0; i < s->max_clients && s->n_out != 0; i++)
+        if (s->slots[i].fd >= 0 && s->slots[i].out_head != NULL &&
+            ipc__srv_flush_slot(s, &s->slots[i]) < 0)
+            ipc__srv_kick(s, (int)i);
+}
+
+/* true when some queued reply can move now (or its ring is corrupt). */
+static bool ipc__srv_flushable(ipc__shm_server *s)
+{
+    for (size_t i = 0; i < s->max_clients && s->n_out != 0; i++) {
+        ipc__shm_slot *sl = &s->slots[i];
+        if (sl->fd >= 0 && sl->out_head != NULL &&
+            ipc_spsc_writable(&sl->seg.resp, sl->out_head->len) != 0)
+            return true;
+    }
+    return false;
+}
+
+/* Why the server must leave its doorbell wait, besides a request. */
+static bool ipc__srv_interrupt(void *arg)
+{
+    ipc__shm_server *s = arg;
+    /* Relaxed admin_pending: only a reason to wake; ipc__srv_admin()'s
+     * acquire exchange is what orders the watcher's hints. */
+    return ipc__stop_seen(&s->base) ||
+           atomic_load_explicit(&s->admin_pending, memory_order_relaxed) != 0 ||
+           (s->n_out != 0 && ipc__srv_flushable(s));
+}
+
+/* Confirms that ring id has a valid frame; drops the client if corrupt. */
+static bool ipc__srv_frame_ready(ipc__shm_server *s, int id)
+{
+    const void *p;
+    uint32_t n;
+    int rc = ipc_spsc_peek(&s->slots[id].seg.req, &p, &n);
+    if (rc < 0)
+        ipc__srv_kick(s, id);
+    return rc == 1;
+}
+
+static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    for (;;) {
+        if (ipc__stop_seen(&s->base))
+            return -ECANCELED;
+        /* Read before the look below: see fd_relay.h. */
+        uint32_t seen = s->relay.running ? ipc__relay_seq(&s->relay) : 0;
+        ipc__srv_admin(s);
+        if (s->n_out != 0)
+            ipc__srv_flush_all(s);
+        int id = ipc_mpsc_poll(&s->mpsc);
+        if (id >= 0) {
+            if (ipc__srv_frame_ready(s, id))
+                return id;
+            continue;
+        }
+        if (s->relay.running && ipc__now_ns() >= deadline) {
+            /* An event loop polls our fd: make it readable on the next bell. */
+            ipc__relay_drain(&s->relay);
+            ipc__relay_arm(&s->relay, seen);
+            return -ETIMEDOUT;
+        }
+        /* A passed deadline still gets one look in ipc_mpsc_wait(). */
+        uint64_t slice_ns = IPC__SHM_SERVER_SLICE_NS / (s->accept_retry ? 4 : 1);
+        uint64_t slice = ipc__min_u64(deadline, ipc__now_ns() + slice_ns);
+        id = ipc_mpsc_wait(&s->mpsc, ipc__srv_interrupt, s, s->base.options.spin_ns, slice);
+        if (id >= 0 && ipc__srv_frame_ready(s, id))
+            return id;
+        if (id == -ETIMEDOUT && slice == deadline)
+            return -ETIMEDOUT;
+    }
+}
+
+static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t max_len)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    const void *p;
+    uint32_t n;
+    int rc = ipc_spsc_peek(&sl->seg.req, &p, &n);
+    if (rc == 0)
+        return -EAGAIN;
+    if (rc < 0) {
+        ipc__srv_kick(s, client_id);
+        return rc;
+    }
+    if (n > max_len) {
+        ipc_spsc_release(&sl->seg.req);
+        return -EMSGSIZE;
+    }
+    if (n != 0)
+        memcpy(buf, p, n);
+    ipc_spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
+    return (ssize_t)n;
+}
+
+/* Queues a reply that does not fit the ring now. */
+static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t len)
+{
+    ipc__shm_slot *sl = &s->slots[id];
+    if (sl->out_bytes + len > ipc__pending_limit(&s->base)) {
+        ipc__srv_kick(s, id);
+        return -ENOBUFS;
+    }
+    ipc__shm_out *o = malloc(sizeof(*o) + len);
+    if (o == NULL)
+        return -ENOMEM;
+    o->next = NULL;
+    o->len = len;
+    if (len != 0)
+        memcpy(o->data, data, len);
+    if (sl->out_tail != NULL) {
+        sl->out_tail->next = o;
+        sl->out_tail = o;
+        sl->out_bytes += len;
+        return 0;
+    }
+    sl->out_head = sl->out_tail = o;
+    sl->out_bytes = len;
+    s->n_out++;
+    /* Dekker with the client's recv: it stores head, fences (inside
+     * ipc_wait_notify) and reads want_space; we store want_space, fence and
+     * re-read head in the flush below. One of us sees the other: either the
+     * flush succeeds or the client rings the doorbell. */
+    atomic_store_explicit(&sl->seg.hdr->want_space, 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (ipc__srv_flush_slot(s, sl) < 0) {
+        ipc__srv_kick(s, id);
+        return -ECONNRESET;
+    }
+    return 0;
+}
+
+static int ipc__srv_send(ipc_server *base, int client_id, const void *data, size_t len)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    if (len > ipc_spsc_max_payload(s->base.options.ring_size))
+        return -EMSGSIZE;
+    if (sl->out_head == NULL) { /* keep order: nothing may overtake the queue */
+        int rc = ipc_spsc_push(&sl->seg.resp, data, len);
+        if (rc == 1)
+            return 0;
+        if (rc < 0) {
+            ipc__srv_kick(s, client_id);
+            return -ECONNRESET;
+        }
+    }
+    return ipc__srv_queue(s, client_id, data, len);
+}
+
+static bool ipc__srv_flush_ready(void *arg)
+{
+    ipc__shm_server *s = arg;
+    /* Relaxed: a reason to wake, as in ipc__srv_interrupt(). */
+    return atomic_load_explicit(&s->admin_pending, memory_order_relaxed) != 0 ||
+           ipc__srv_flushable(s);
+}
+
+static int ipc__srv_flush(ipc_server *base, uint64_t deadline)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    for (;;) {
+        ipc__srv_admin(s); /* a client that died need not be waited for */
+        ipc__srv_flush_all(s);
+        if (s->n_out == 0)
+            return 0;
+        uint64_t now = ipc__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        uint64_t slice = ipc__min_u64(deadline, now + IPC__SHM_SERVER_SLICE_NS);
+        (void)ipc_wait_until(ipc__srv_bell(s), ipc__srv_flush_ready, s, s->base.options.spin_ns,
+                             slice);
+    }
+}
+
+static void ipc__srv_wake(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    /* Async-signal-safe: an atomic load, a fence, an atomic add, a futex. */
+    ipc__shm_bell *b = atomic_load_explicit(&s->bell, memory_order_acquire);
+    if (b != NULL)
+        ipc_wait_notify(&b->bell);
+}
+
+/* The doorbell outlives close() so that wake() never touches freed memory. */
+static int ipc__srv_make_bell(ipc__shm_server *s)
+{
+    if (atomic_load_explicit(&s->bell, memory_order_relaxed) != NULL)
+        return 0;
+    ipc__shm_bell *b;
+    int rc = ipc__shm_bell_create(&b, &s->bell_fd);
+    if (rc < 0)
+        return rc;
+    /* Release [B]: publishes the formatted doorbell to ipc__srv_bell() and
+     * ipc__srv_wake() (acquire), which may run in a signal handler. */
+    atomic_store_explicit(&s->bell, b, memory_order_release);
+    return 0;
+}
+
+/* The watcher takes no signals: they belong to the application's threads. */
+static int ipc__srv_start_watcher(ipc__shm_server *s)
+{
+    int rc = ipc__thread_start_nosig(&s->watcher, ipc__srv_watch, s);
+    s->watcher_running = rc == 0;
+    return rc;
+}
+
+static void ipc__srv_stop_watcher(ipc__shm_server *s)
+{
+    if (!s->watcher_running)
+        return;
+    ipc__eventfd_signal(s->stop_fd);
+    pthread_join(s->watcher, NULL);
+    s->watcher_running = false;
+}
+
+static int ipc__srv_listen(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    int rc = ipc__srv_make_bell(s);
+    if (rc < 0)
+        return rc;
+    if ((rc = ipc__shm_listen(s->name)) < 0)
+        return rc;
+    s->listen_fd = rc;
+    s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (s->epoll_fd < 0) {
+        rc = -errno;
+        goto failed_listen;
+    }
+    s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->stop_fd < 0) {
+        rc = -errno;
+        goto failed_epoll;
+    }
+    if ((rc = ipc__srv_epoll_add(s->epoll_fd, s->listen_fd, EPOLLIN | EPOLLET,
+                                 IPC__TAG_LISTEN)) < 0 ||
+        (rc = ipc__srv_epoll_add(s->epoll_fd, s->stop_fd, EPOLLIN, IPC__TAG_STOP)) < 0)
+        goto failed_stop;
+    atomic_store_explicit(&s->admin_pending, 0, memory_order_relaxed);
+    atomic_store_explicit(&s->accept_pending, 0, memory_order_relaxed);
+    s->accept_retry = false;
+    ipc_mpsc_init(&s->mpsc, s->views, s->max_clients, ipc__srv_bell(s));
+    if ((rc = ipc__srv_start_watcher(s)) < 0)
+        goto failed_stop;
+    return 0;
+failed_stop:
+    ipc__close_fd(&s->stop_fd);
+failed_epoll:
+    ipc__close_fd(&s->epoll_fd);
+failed_listen:
+    ipc__close_fd(&s->listen_fd);
+    return rc;
+}
+
+static void ipc__srv_close(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__relay_stop(&s->relay);
+    ipc__srv_stop_watcher(s);
+    for (size_t i = 0; i < s->max_clients; i++) {
+        s->slots[i].peeked = false; /* nothing may be lent past close */
+        if (s->slots[i].fd >= 0)
+            ipc__srv_drop(s, (int)i);
+    }
+    ipc__close_fd(&s->stop_fd);
+    ipc__close_fd(&s->epoll_fd);
+    ipc__close_fd(&s->listen_fd); /* the abstract name vanishes here */
+    for (size_t i = 0; i < s->max_clients; i++)
+        atomic_store_explicit(&s->hints[i], 0, memory_order_relaxed);
+}
+
+static void ipc__srv_destroy(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_bell *b = atomic_load_explicit(&s->bell, memory_order_relaxed);
+    ipc__shm_bell_unmap(b);
+    ipc__close_fd(&s->bell_fd);
+    free(s->pfds);
+    free((void *)s->hints);
+    free(s->views);
+    free(s->slots);
+    free(s);
+}
+
+static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    uint32_t n;
+    int rc = ipc_spsc_peek(&sl->seg.req, msg, &n);
+    if (rc == 0)
+        return -EAGAIN;
+    if (rc < 0) {
+        ipc__srv_kick(s, client_id);
+        return rc;
+    }
+    sl->peeked = true;
+    sl->peeked_len = n;
+    return (ssize_t)n;
+}
+
+static ssize_t ipc__srv_release(ipc_server *base, int client_id)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    if (!sl->peeked)
+        return -EINVAL;
+    sl->peeked = false;
+    if (sl->doomed) {
+        ipc__srv_drop(s, client_id); /* wakes the client itself */
+        return -ECONNRESET;
+    }
+    if (sl->wake_owed) {
+        /* One fence for the reply's [T] and the request's [H]. */
+        sl->wake_owed = false;
+        ipc_spsc_release_nowake(&sl->seg.req);
+        ipc_wait_notify_pair(&sl->seg.resp.shared->data, &sl->seg.req.shared->space);
+    } else {
+        ipc_spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
+    }
+    return (ssize_t)sl->peeked_len;
+}
+
+/* Space in the client's response ring itself; -EAGAIN when it has none now
+ * or earlier replies wait in the queue (they go first). */
+static int ipc__srv_loan(ipc_server *base, int client_id, size_t len, void **buf)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ENOENT;
+    if (sl->out_head != NULL)
+        return -EAGAIN;
+    int rc = ipc_spsc_claim(&sl->seg.resp, len, buf);
+    if (rc == 1) {
+        sl->loaned = true;
+        return 0;
+    }
+    if (rc == 0)
+        return -EAGAIN;
+    if (rc == -EPROTO) {
+        ipc__srv_kick(s, client_id);
+        return -ECONNRESET;
+    }
+    return rc;
+}
+
+static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL)
+        return -ECONNRESET; /* dropped while the reply was written */
+    if (!sl->loaned)
+        return -EINVAL;
+    sl->loaned = false;
+    if (base->reply_before_release && sl->peeked) {
+        ipc_spsc_publish_nowake(&sl->seg.resp, len);
+        sl->wake_owed = true; /* the run loop's release comes next */
+    } else {
+        ipc_spsc_publish(&sl->seg.resp, len); /* also wakes the client */
+    }
+    return 0;
+}
+
+static int ipc__srv_fd(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    if (!s->relay.running) {
+        int rc = ipc__relay_start(&s->relay, ipc__srv_bell(s));
+        if (rc < 0)
+            return rc;
+        ipc__relay_signal_now(&s->relay); /* work may already be waiting */
+    }
+    return s->relay.efd;
+}
+
+static const ipc_server_ops ipc__shm_server_ops = {
+    .name = "shm",
+    .listen = ipc__srv_listen,
+    .wait_for_data = ipc__srv_wait_for_data,
+    .recv = ipc__srv_recv,
+    .send = ipc__srv_send,
+    .flush = ipc__srv_flush,
+    .wake = ipc__srv_wake,
+    .close = ipc__srv_close,
+    .destroy = ipc__srv_destroy,
+    .fd = ipc__srv_fd,
+    .peek = ipc__srv_peek,
+    .release = ipc__srv_release,
+    .loan = ipc__srv_loan,
+    .commit = ipc__srv_commit,
+};
+
+ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
+                                   const ipc_server_options *resolved)
+{
+    if (name == NULL || !ipc__shm_name_ok(name) || max_clients == 0 ||
+        max_clients > IPC_SHM_MAX_CLIENTS || resolved == NULL ||
+        !ipc_spsc_capacity_ok(resolved->ring_size))
+        return NULL;
+    ipc__shm_server *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->slots = calloc(max_clients, sizeof(*s->slots));
+    s->views = calloc(max_clients, sizeof(*s->views));
+    s->hints = calloc(max_clients, sizeof(*s->hints));
+    s->pfds = calloc(max_clients, sizeof(*s->pfds));
+    if (s->slots == NULL || s->views == NULL || s->hints == NULL || s->pfds == NULL) {
+        free(s->pfds);
+        free((void *)s->hints);
+        free(s->views);
+        free(s->slots);
+        free(s);
+        return NULL;
+    }
+    for (size_t i = 0; i < max_clients; i++)
+        s->slots[i].fd = -1;
+    s->base.ops = &ipc__shm_server_ops;
+    s->base.options = *resolved;
+    atomic_init(&s->base.stop_requested, 0);
+    memcpy(s->name, name, strlen(name) + 1);
+    s->max_clients = max_clients;
+    s->listen_fd = s->epoll_fd = s->stop_fd = s->bell_fd = -1;
+    atomic_init(&s->bell, NULL);
+    return &s->base;
+}

@@ -1,0 +1,287 @@
+/* The Unix chores of unix.h. */
+#include "ipc/unix/unix.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define IPC__SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
+#define IPC__SIZE_SEALS (F_SEAL_SHRINK | F_SEAL_GROW)
+
+/* ------------------------------------------------------------ time */
+
+uint64_t ipc__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------ fds */
+
+void ipc__close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+void ipc__close_fds(const int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+}
+
+bool ipc__fd_hung_up(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    int n;
+    while ((n = poll(&p, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n != 0;
+}
+
+void ipc__eventfd_signal(int fd)
+{
+    uint64_t one = 1;
+    while (write(fd, &one, sizeof(one)) < 0 && errno == EINTR)
+        ;
+}
+
+void ipc__eventfd_drain(int fd)
+{
+    uint64_t v;
+    while (read(fd, &v, sizeof(v)) < 0 && errno == EINTR)
+        ;
+}
+
+int ipc__thread_start_nosig(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = -pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return rc;
+}
+
+/* ------------------------------------------------- abstract sockets */
+
+int ipc__abstract_addr(struct sockaddr_un *a, socklen_t *len, const char *prefix,
+                       const char *name)
+{
+    memset(a, 0, sizeof(*a));
+    a->sun_family = AF_UNIX;
+    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "%s%s", prefix, name);
+    if (n < 0 || (size_t)n >= sizeof(a->sun_path) - 1)
+        return -ENAMETOOLONG;
+    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+    return 0;
+}
+
+int ipc__abstract_bind(const char *prefix, const char *name, int type_flags, int backlog)
+{
+    struct sockaddr_un a;
+    socklen_t len;
+    int rc = ipc__abstract_addr(&a, &len, prefix, name);
+    if (rc < 0)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+    if (fd < 0)
+        return -errno;
+    /* Abstract names die with their owner: a live one makes this fail with
+     * EADDRINUSE, a crashed one left nothing behind. */
+    if (bind(fd, (struct sockaddr *)&a, len) < 0 || (backlog >= 0 && listen(fd, backlog) < 0)) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int ipc__abstract_connect(const char *prefix, const char *name, int type_flags)
+{
+    struct sockaddr_un a;
+    socklen_t len;
+    int rc = ipc__abstract_addr(&a, &len, prefix, name);
+    if (rc < 0)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+    if (fd < 0)
+        return -errno;
+    while ((rc = connect(fd, (struct sockaddr *)&a, len)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    return fd;
+}
+
+int ipc__peer_ok(int fd)
+{
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0)
+        return -errno;
+    return cr.uid == geteuid() || cr.uid == 0 ? 0 : -EACCES;
+}
+
+/* ------------------------------------------------ fd passing (SCM_RIGHTS) */
+
+typedef union {
+    char buf[CMSG_SPACE(IPC_UNIX_MAX_FDS * sizeof(int))];
+    struct cmsghdr align;
+} ipc__cmsg_buf;
+
+ssize_t ipc__send_fds(int sock, const void *buf, size_t len, const int *fds, int nfds,
+                      int flags)
+{
+    if (nfds < 0 || nfds > IPC_UNIX_MAX_FDS)
+        return -EINVAL;
+    ipc__cmsg_buf u;
+    struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        memset(&u, 0, sizeof(u));
+        msg.msg_control = u.buf;
+        msg.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
+    ssize_t n;
+    while ((n = sendmsg(sock, &msg, flags | MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return n < 0 ? -errno : n;
+}
+
+/* Takes the SCM_RIGHTS fds out of msg into fds; -1 (all closed) when more
+ * than max came or the control data was cut. */
+static int ipc__take_fds(struct msghdr *msg, int *fds, int max)
+{
+    int n = 0;
+    bool over = (msg->msg_flags & MSG_CTRUNC) != 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c != NULL; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (n < max) {
+                fds[n++] = fd;
+            } else {
+                close(fd);
+                over = true;
+            }
+        }
+    }
+    if (!over)
+        return n;
+    ipc__close_fds(fds, n);
+    return -1;
+}
+
+ssize_t ipc__recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *nfds,
+                      int flags)
+{
+    ipc__cmsg_buf u;
+    struct iovec iov = {.iov_base = buf, .iov_len = len};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf)};
+    *nfds = 0;
+    if (max_fds < 0 || max_fds > IPC_UNIX_MAX_FDS)
+        return -EINVAL;
+    ssize_t n;
+    while ((n = recvmsg(sock, &msg, flags | MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -errno;
+    *nfds = ipc__take_fds(&msg, fds, max_fds);
+    return n;
+}
+
+/* ------------------------------------------------------ sealed memfds */
+
+int ipc__memfd_create_sealed(const char *tag, size_t size, int *fd, void **map)
+{
+    int mfd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (mfd < 0)
+        return -errno;
+    int rc = 0;
+    if (ftruncate(mfd, (off_t)size) < 0) {
+        rc = -errno;
+        goto failed_size;
+    }
+    if ((rc = -posix_fallocate(mfd, 0, (off_t)size)) < 0)
+        goto failed_size;
+    if (fcntl(mfd, F_ADD_SEALS, IPC__SEALS) < 0) {
+        rc = -errno;
+        goto failed_size;
+    }
+    void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (m == MAP_FAILED) {
+        rc = -errno;
+        goto failed_size;
+    }
+    *fd = mfd;
+    *map = m;
+    return 0;
+failed_size:
+    close(mfd);
+    return rc;
+}
+
+int ipc__memfd_map_sealed(int fd, size_t min_size, size_t max_size, void **map, size_t *size)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    /* Sealed against shrinking, or the peer could SIGBUS us. */
+    int seals = fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || (seals & IPC__SIZE_SEALS) != IPC__SIZE_SEALS ||
+        (uint64_t)st.st_size < min_size || (uint64_t)st.st_size > max_size)
+        return -EPROTO;
+    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    *map = m;
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
+/* ------------------------------------------------------------- paths */
+
+int ipc__path_id(const char *path, char out[17], char *abs_out, size_t abs_cap)
+{
+    char abs[PATH_MAX + 1];
+    const char *full = path;
+    if (path[0] != '/') {
+        size_t n = strlen(path);
+        if (getcwd(abs, sizeof(abs) - n - 2) == NULL)
+            return -errno;
+        strcat(abs, "/");
+        strcat(abs, path);
+        full = abs;
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = full; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    if (abs_out != NULL)
+        snprintf(abs_out, abs_cap, "%s", full);
+    return 0;
+}

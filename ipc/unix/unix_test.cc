@@ -1,0 +1,140 @@
+// Tests for the Unix chores: abstract names, fd passing, the credential
+// rule, sealed memfds and the path identity.
+#include <errno.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <random>
+#include <string>
+
+#include "ipc/unix/unix.h"
+
+namespace {
+
+// Abstract names are shared by parallel test runs: add randomness.
+std::string UniqueName(const char *tag)
+{
+    std::random_device rd;
+    return std::string(tag) + "-" + std::to_string(getpid()) + "-" + std::to_string(rd());
+}
+
+TEST(UnixAbstract, AddressIsNulThenPrefixThenNameWithoutTrailingNul)
+{
+    struct sockaddr_un a;
+    socklen_t len;
+    ASSERT_EQ(ipc__abstract_addr(&a, &len, "p/", "n"), 0);
+    EXPECT_EQ(a.sun_path[0], '\0');
+    EXPECT_EQ(std::string(a.sun_path + 1, 3), "p/n");
+    EXPECT_EQ(len, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 4));
+}
+
+TEST(UnixAbstract, NameTooLongIsEnametoolongNotTruncated)
+{
+    struct sockaddr_un a;
+    socklen_t len;
+    EXPECT_EQ(ipc__abstract_addr(&a, &len, "", std::string(sizeof(a.sun_path), 'x').c_str()),
+              -ENAMETOOLONG);
+}
+
+TEST(UnixAbstract, SecondBindOfALiveNameGivesEaddrinuseAndConnectReachesTheFirst)
+{
+    std::string name = UniqueName("unix-test");
+    int l = ipc__abstract_bind("ipc-test/", name.c_str(), 0, 4);
+    ASSERT_GE(l, 0);
+    EXPECT_EQ(ipc__abstract_bind("ipc-test/", name.c_str(), 0, 4), -EADDRINUSE);
+    int c = ipc__abstract_connect("ipc-test/", name.c_str(), 0);
+    ASSERT_GE(c, 0);
+    EXPECT_EQ(ipc__peer_ok(c), 0) << "our own euid passes the credential rule";
+    close(c);
+    close(l);
+    EXPECT_EQ(ipc__abstract_connect("ipc-test/", name.c_str(), 0), -ECONNREFUSED)
+        << "the name died with its socket";
+}
+
+TEST(UnixFds, SentDescriptorsArriveAsNewCloexecDescriptors)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int fds[2] = {memfd_create("a", MFD_CLOEXEC), memfd_create("b", MFD_CLOEXEC)};
+    ASSERT_EQ(ipc__send_fds(sv[0], "x", 1, fds, 2, 0), 1);
+    char buf;
+    int got[2], n;
+    ASSERT_EQ(ipc__recv_fds(sv[1], &buf, 1, got, 2, &n, 0), 1);
+    ASSERT_EQ(n, 2);
+    EXPECT_EQ(fcntl(got[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    ipc__close_fds(got, 2);
+    ipc__close_fds(fds, 2);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(UnixFds, MoreDescriptorsThanWantedAreAllClosedAndReportedAsMinusOne)
+{
+    int sv[2];
+    ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int fds[3] = {memfd_create("a", MFD_CLOEXEC), memfd_create("b", MFD_CLOEXEC),
+                  memfd_create("c", MFD_CLOEXEC)};
+    ASSERT_EQ(ipc__send_fds(sv[0], "x", 1, fds, 3, 0), 1);
+    char buf;
+    int got[1], n;
+    ASSERT_EQ(ipc__recv_fds(sv[1], &buf, 1, got, 1, &n, 0), 1);
+    EXPECT_EQ(n, -1);
+    ipc__close_fds(fds, 3);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+TEST(UnixMemfd, SealedMemfdMapsOnTheOtherSideWithItsSize)
+{
+    int fd;
+    void *p;
+    ASSERT_EQ(ipc__memfd_create_sealed("t", 8192, &fd, &p), 0);
+    memcpy(p, "hello", 5);
+    EXPECT_EQ(ftruncate(fd, 4096), -1) << "sealed against shrinking";
+    void *q;
+    size_t size;
+    ASSERT_EQ(ipc__memfd_map_sealed(fd, 4096, 8192, &q, &size), 0);
+    EXPECT_EQ(size, 8192u);
+    EXPECT_EQ(memcmp(q, "hello", 5), 0);
+    EXPECT_EQ(ipc__memfd_map_sealed(fd, 1, 4096, &q, &size), -EPROTO) << "over max_size";
+    munmap(q, 8192);
+    munmap(p, 8192);
+    close(fd);
+}
+
+TEST(UnixMemfd, UnsealedFileIsRefusedWithEproto)
+{
+    int fd = memfd_create("u", MFD_CLOEXEC);
+    ASSERT_EQ(ftruncate(fd, 4096), 0);
+    void *q;
+    size_t size;
+    EXPECT_EQ(ipc__memfd_map_sealed(fd, 1, 8192, &q, &size), -EPROTO);
+    close(fd);
+}
+
+TEST(UnixPath, RelativePathHasTheIdOfItsAbsoluteForm)
+{
+    char cwd[4096];
+    ASSERT_NE(getcwd(cwd, sizeof(cwd)), nullptr);
+    char rel[17], abs[17], full[4200];
+    ASSERT_EQ(ipc__path_id("s.sock", rel, full, sizeof(full)), 0);
+    ASSERT_EQ(ipc__path_id((std::string(cwd) + "/s.sock").c_str(), abs, nullptr, 0), 0);
+    EXPECT_STREQ(rel, abs);
+    EXPECT_EQ(std::string(full), std::string(cwd) + "/s.sock");
+    EXPECT_EQ(strlen(rel), 16u);
+}
+
+TEST(UnixClock, MonotonicClockNeverGoesBack)
+{
+    uint64_t a = ipc__now_ns();
+    uint64_t b = ipc__now_ns();
+    EXPECT_LE(a, b);
+    EXPECT_LT(a, IPC_FOREVER);
+}
+
+}  // namespace
