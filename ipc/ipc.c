@@ -315,6 +315,7 @@ static ipc_server *ipc__server_init(ipc_server *s, const char *name)
         return NULL;
     }
     snprintf(s->name, sizeof(s->name), "%s", name);
+    s->max_message = s->options.max_message_size;
     s->loan.owner = -1;
     s->peeked.owner = -1;
     return s;
@@ -452,9 +453,9 @@ static ssize_t ipc__peek_copy(ipc_server *s, int client_id, const void **msg)
     }
     if (p->owner >= 0)
         return -EBUSY; /* one lent request at a time */
-    if (ipc__stage(p, s->options.max_message_size) == NULL)
+    if (ipc__stage(p, s->max_message) == NULL)
         return -ENOMEM;
-    ssize_t n = s->ops->recv(s, client_id, p->buf, s->options.max_message_size);
+    ssize_t n = s->ops->recv(s, client_id, p->buf, s->max_message);
     if (n < 0)
         return n;
     p->owner = client_id;
@@ -659,7 +660,11 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
     if (s == NULL || handler == NULL || max_message_size > IPC_MAX_MESSAGE_LIMIT)
         return -EINVAL;
     size_t max = max_message_size ? max_message_size : s->options.max_message_size;
-    s->options.max_message_size = max;
+    if (max != s->max_message) {
+        s->max_message = max;
+        if (s->ops->set_limit != NULL)
+            s->ops->set_limit(s);
+    }
     if (!s->listening) {
         int rc = ipc_server_listen(s);
         if (rc < 0)

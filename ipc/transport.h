@@ -88,6 +88,9 @@ typedef struct ipc_server_ops {
      * when there is no room now, and ipc.c then stages and calls send(). */
     int (*loan)(ipc_server *s, int client_id, size_t len, void **buf);
     int (*commit)(ipc_server *s, int client_id, size_t len);
+    /* Optional: s->max_message changed (ipc_server_run() passed its own
+     * limit); apply it to the connections already open. */
+    void (*set_limit)(ipc_server *s);
 } ipc_server_ops;
 
 /* Longest name a server has: a socket path or a shared-memory name. */
@@ -95,7 +98,10 @@ typedef struct ipc_server_ops {
 
 struct ipc_server {
     const ipc_server_ops *ops;
-    ipc_server_options options; /* every default already filled in */
+    ipc_server_options options; /* every default filled in; never written after create */
+    /* The request limit in force: options.max_message_size until
+     * ipc_server_run() passes its own. */
+    size_t max_message;
     char name[IPC_NAME_CAP];
     bool listening;
     ipc__stats_pub stats; /* stats.block is always valid */
@@ -111,7 +117,7 @@ struct ipc_server {
 };
 
 /* Bytes of replies one client may have queued before it is dropped:
- * options.max_pending_output, or 2 * max_message_size + 64 KiB if that is 0. */
+ * options.max_pending_output, or 2 * max_message + 64 KiB if that is 0. */
 size_t ipc__pending_limit(const ipc_server *s);
 
 /* Fills the zero fields of *o with their defaults; -EINVAL for bad values. */
@@ -135,13 +141,15 @@ static inline bool ipc__stop_seen(ipc_server *s)
     return atomic_load_explicit(&s->stop_requested, memory_order_acquire) != 0;
 }
 
-/* The one mapping of "the peer is gone" to an errno: a send to a peer that
- * closed or died gives -EPIPE from the kernel, a receive -ECONNRESET or EOF;
- * to the caller both are -ECONNRESET ("the connection is gone"). err is a
- * negative errno; any other value is returned unchanged. */
-static inline int ipc__peer_gone(int err)
+/* The one mapping of "the peer is gone" to an errno, whatever the kernel or
+ * the shared segment said (EPIPE, ECONNRESET, ENOTCONN): a client's send
+ * reports -EPIPE (nothing more can go out), every other call -ECONNRESET.
+ * err is a negative errno; one that does not mean "gone" is returned as is. */
+static inline int ipc__peer_gone(int err, bool client_send)
 {
-    return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ? -ECONNRESET : err;
+    if (err != -EPIPE && err != -ECONNRESET && err != -ENOTCONN)
+        return err;
+    return client_send ? -EPIPE : -ECONNRESET;
 }
 
 #endif /* IPC_TRANSPORT_H */

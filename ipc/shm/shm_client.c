@@ -142,7 +142,7 @@ static int ipc__cli_claim(ipc__shm_client *c, size_t len, void **p, uint64_t dea
         struct ipc__cli_wait w = {c, len};
         rc = ipc__cli_wait(c, &c->seg.req.shared->space, ipc__cli_writable, &w, deadline);
         if (rc < 0)
-            return rc == -ECONNRESET ? -EPIPE : rc;
+            return ipc__peer_gone(rc, true);
     }
 }
 

@@ -62,12 +62,6 @@ static int ipc__socket_client_connect(ipc_client *base)
     return 0;
 }
 
-static int ipc__errno_of_io(int err)
-{
-    /* A peer that vanished is a reset, whatever the kernel called it. */
-    return err == EPIPE ? -EPIPE : err == ENOTCONN ? -ECONNRESET : -err;
-}
-
 /*
  * One send or recv step bounded by the deadline: the fd stays blocking, so
  * with no deadline the kernel does the waiting; with one, try without
@@ -83,7 +77,7 @@ static ssize_t ipc__io_step(ipc__socket_client *c, struct msghdr *m, bool out, u
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return ipc__errno_of_io(errno);
+            return ipc__peer_gone(-errno, out);
         int r = ipc__wait_fd(c->fd, out ? POLLOUT : POLLIN, deadline);
         if (r < 0)
             return r;

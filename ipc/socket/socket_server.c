@@ -29,6 +29,7 @@
 #include "ipc/socket/frame.h"
 #include "ipc/socket/socket_transport.h"
 #include "ipc/socket/socket_util.h"
+#include "ipc/unix/unix.h"
 
 /* Bytes read from one connection per wake-up, so one busy client cannot
  * monopolise the loop. */
@@ -213,11 +214,10 @@ static void ipc__conn_kick(ipc__socket_server *s, uint32_t id)
     ipc__conn_drop(s, id);
 }
 
-static bool ipc__has_frame(ipc__socket_server *s, ipc__conn *c)
+static bool ipc__has_frame(ipc__conn *c)
 {
     const uint8_t *p;
     uint32_t n;
-    c->rx.max_payload = s->base.options.max_message_size;
     return ipc_frame_reader_peek(&c->rx, &p, &n) == 1;
 }
 
@@ -236,7 +236,7 @@ static void ipc__conn_settle(ipc__socket_server *s, uint32_t id)
 {
     ipc__conn *c = &s->conns[id];
     if (c->state == IPC_CONN_LIVE && c->eof && c->owed == 0 && !c->lent &&
-        c->tx_len == c->tx_off && !ipc__has_frame(s, c))
+        c->tx_len == c->tx_off && !ipc__has_frame(c))
         ipc__conn_drop(s, id);
 }
 
@@ -264,7 +264,7 @@ static int ipc__conn_add(ipc__socket_server *s, int fd)
     memset(c, 0, sizeof(*c));
     c->fd = fd;
     c->events = EPOLLIN;
-    ipc_frame_reader_init(&c->rx, s->base.options.max_message_size);
+    ipc_frame_reader_init(&c->rx, s->base.max_message);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
     if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int err = -errno;
@@ -312,7 +312,6 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     while (budget > 0) {
         const uint8_t *p;
         uint32_t n;
-        c->rx.max_payload = s->base.options.max_message_size;
         int r = ipc_frame_reader_peek(&c->rx, &p, &n);
         if (r < 0) {
             ipc__conn_kick(s, id); /* longer than max_message_size */
@@ -458,9 +457,7 @@ static void ipc__handle_event(ipc__socket_server *s, const struct epoll_event *e
         return;
     }
     if (tag == IPC_TAG_WAKE) {
-        uint64_t v;
-        while (read(s->wake_fd, &v, sizeof(v)) < 0 && errno == EINTR) {
-        }
+        ipc__eventfd_drain(s->wake_fd);
         return;
     }
     ipc__conn *c = ipc__conn_get(s, (int)tag);
@@ -500,7 +497,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
     /* A message returned last time and not taken is offered again, last. */
     if (s->last_id >= 0) {
         ipc__conn *c = &s->conns[s->last_id];
-        if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(s, c))
+        if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(c))
             ipc__enqueue(s, (uint32_t)s->last_id);
         s->last_id = -1;
     }
@@ -515,7 +512,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
             c->queued = false;
             /* A connection whose front frame is lent waits for its release,
              * which queues it again. */
-            if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(s, c)) {
+            if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(c)) {
                 s->last_id = (int)id;
                 return (int)id;
             }
@@ -527,11 +524,10 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
 }
 
 /* The whole frame at the front of a live connection's input, if any. */
-static ssize_t ipc__conn_front(ipc__socket_server *s, ipc__conn *c, const void **msg)
+static ssize_t ipc__conn_front(ipc__conn *c, const void **msg)
 {
     const uint8_t *payload;
     uint32_t len;
-    c->rx.max_payload = s->base.options.max_message_size;
     if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
         return -EAGAIN;
     *msg = payload;
@@ -547,11 +543,11 @@ static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id)
     /* Resume reading once below the high-water mark, or whenever no whole
      * frame is left: the rest of one can only arrive by reading. */
     if (!c->eof && !(c->events & EPOLLIN) &&
-        (ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER || !ipc__has_frame(s, c)))
+        (ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER || !ipc__has_frame(c)))
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
     if (client_id == s->last_id)
         s->last_id = -1;
-    if (ipc__has_frame(s, c))
+    if (ipc__has_frame(c))
         ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
     ipc__conn_settle(s, (uint32_t)client_id);
     return (ssize_t)len;
@@ -565,7 +561,7 @@ static ssize_t ipc__socket_server_peek(ipc_server *base, int client_id, const vo
     ipc__conn *c = ipc__conn_get(s, client_id);
     if (c == NULL || c->state != IPC_CONN_LIVE)
         return -ENOENT;
-    ssize_t len = ipc__conn_front(s, c, msg);
+    ssize_t len = ipc__conn_front(c, msg);
     if (len >= 0 && !c->lent) {
         c->lent = true;
         c->owed++;
@@ -599,7 +595,7 @@ static ssize_t ipc__socket_server_recv(ipc_server *base, int client_id, void *bu
     if (c == NULL || c->state != IPC_CONN_LIVE)
         return -ENOENT;
     const void *payload;
-    ssize_t len = ipc__conn_front(s, c, &payload);
+    ssize_t len = ipc__conn_front(c, &payload);
     if (len < 0)
         return len;
     bool fits = (size_t)len <= max_len;
@@ -633,7 +629,7 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     ssize_t sent = ipc__conn_write_direct(c, hdr, data, len);
     int rc = 0;
     if (sent < 0)
-        rc = sent == -EPIPE ? -ECONNRESET : (int)sent;
+        rc = ipc__peer_gone((int)sent, false);
     else if ((size_t)sent < IPC_FRAME_HEADER + len)
         rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent);
     if (rc < 0) {
@@ -663,44 +659,21 @@ static int ipc__socket_server_flush(ipc_server *base, uint64_t deadline)
 static void ipc__socket_server_wake(ipc_server *base)
 {
     ipc__socket_server *s = ipc__ss(base);
-    uint64_t one = 1;
-    /* write(2) is async-signal-safe; a full counter already means "wake". */
-    ssize_t n = write(s->wake_fd, &one, sizeof(one));
-    (void)n;
+    ipc__eventfd_signal(s->wake_fd); /* async-signal-safe */
 }
 
 /* --------------------------------------------------------------- the name */
 
-/* The abstract lock name for a path: "\0ipc-sock-lock/<ipc__path_id>". */
-static int ipc__lock_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
+/* The lock of a path: the abstract name "\0ipc-sock-lock/<ipc__path_id>",
+ * bound (not listening) while a server of ours owns the path. The fd,
+ * -EADDRINUSE while another holds it, or -errno. */
+static int ipc__take_lock(const char *path)
 {
     char id[17];
     int rc = ipc__path_id(path, id, NULL, 0);
     if (rc < 0)
         return rc;
-    memset(a, 0, sizeof(*a));
-    a->sun_family = AF_UNIX;
-    int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ipc-sock-lock/%s", id);
-    *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
-    return 0;
-}
-
-static int ipc__take_lock(const char *path)
-{
-    struct sockaddr_un a;
-    socklen_t alen;
-    int rc = ipc__lock_addr(path, &a, &alen);
-    if (rc < 0)
-        return rc;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&a, alen) < 0) {
-        int err = errno == EADDRINUSE ? -EADDRINUSE : -errno;
-        close(fd);
-        return err;
-    }
-    return fd;
+    return ipc__abstract_bind("ipc-sock-lock/", id, 0, -1);
 }
 
 /* Is a server accepting on the socket file? (One we do not know of, without
@@ -789,40 +762,40 @@ static int ipc__socket_server_listen(ipc_server *base)
     s->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (s->listen_fd < 0) {
         rc = -errno;
-        goto fail_lock;
+        goto failed_lock;
     }
     rc = ipc__bind_path(s, s->listen_fd);
     if (rc < 0)
-        goto fail_socket;
+        goto failed_socket;
     /* No client can connect before listen(), so the mode is set in time. */
     if (chmod(path, s->base.options.socket_mode) < 0 || lstat(path, &st) < 0) {
         rc = -errno;
-        goto fail_bound;
+        goto failed_bound;
     }
     s->inode = st.st_ino;
     s->dev = st.st_dev;
     if (listen(s->listen_fd, SOMAXCONN) < 0) {
         rc = -errno;
-        goto fail_bound;
+        goto failed_bound;
     }
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epoll_fd < 0) {
         rc = -errno;
-        goto fail_bound;
+        goto failed_bound;
     }
     if ((rc = ipc__epoll_add(s->epoll_fd, s->listen_fd, IPC_TAG_LISTENER)) < 0 ||
         (rc = ipc__epoll_add(s->epoll_fd, s->wake_fd, IPC_TAG_WAKE)) < 0)
-        goto fail_epoll;
+        goto failed_epoll;
     s->last_id = -1;
     return 0;
 
-fail_epoll:
+failed_epoll:
     close(s->epoll_fd);
-fail_bound:
+failed_bound:
     unlink(path);
-fail_socket:
+failed_socket:
     close(s->listen_fd);
-fail_lock:
+failed_lock:
     close(s->lock_fd);
     s->listen_fd = s->lock_fd = s->epoll_fd = -1;
     return rc;
@@ -855,6 +828,14 @@ static void ipc__socket_server_close(ipc_server *base)
     s->listen_fd = s->lock_fd = s->epoll_fd = -1;
 }
 
+/* run() passed its own request limit: connections already open take it. */
+static void ipc__socket_server_set_limit(ipc_server *base)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    for (size_t i = 0; i < s->nconns; i++)
+        s->conns[i].rx.max_payload = base->max_message;
+}
+
 static int ipc__socket_server_fd(ipc_server *base)
 {
     /* The epoll set polls readable when any of its fds has an event. */
@@ -881,6 +862,7 @@ static const ipc_server_ops ipc__socket_server_ops = {
     .fd = ipc__socket_server_fd,
     .peek = ipc__socket_server_peek,
     .release = ipc__socket_server_release,
+    .set_limit = ipc__socket_server_set_limit,
 };
 
 ipc_server *ipc__socket_server_create(const char *path, int initial_clients,
