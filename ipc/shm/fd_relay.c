@@ -9,7 +9,7 @@
 #include "ipc/unix/unix.h"
 
 struct ipc__relay_wait {
-    ipc_waitpoint *bell;
+    ipc__waitpoint *bell;
     uint32_t seq;
 };
 
@@ -38,7 +38,7 @@ static void *ipc__relay_main(void *arg)
         if (quit)
             return NULL;
         /* Wakes on a notify, on the tick, or (via a bump) on stop. */
-        (void)ipc_wait_until(r->bell, ipc__relay_moved, &w, 0,
+        (void)ipc__wait_until(r->bell, ipc__relay_moved, &w, 0,
                              ipc__now_ns() + IPC_RELAY_TICK_NS);
         pthread_mutex_lock(&r->mu);
         quit = r->quit;
@@ -50,7 +50,7 @@ static void *ipc__relay_main(void *arg)
     }
 }
 
-int ipc__relay_start(ipc__fd_relay *r, ipc_waitpoint *bell)
+int ipc__relay_start(ipc__fd_relay *r, ipc__waitpoint *bell)
 {
     memset(r, 0, sizeof(*r));
     r->bell = bell;
@@ -59,10 +59,10 @@ int ipc__relay_start(ipc__fd_relay *r, ipc_waitpoint *bell)
         return -errno;
     pthread_mutex_init(&r->mu, NULL);
     pthread_cond_init(&r->cv, NULL);
-    ipc_wait_subscribe(bell);
+    ipc__wait_subscribe(bell);
     int rc = ipc__thread_start_nosig(&r->thread, ipc__relay_main, r);
     if (rc < 0) {
-        ipc_wait_unsubscribe(bell);
+        ipc__wait_unsubscribe(bell);
         pthread_cond_destroy(&r->cv);
         pthread_mutex_destroy(&r->mu);
         close(r->efd);
@@ -81,9 +81,9 @@ void ipc__relay_stop(ipc__fd_relay *r)
     r->quit = true;
     pthread_cond_signal(&r->cv);
     pthread_mutex_unlock(&r->mu);
-    ipc_wait_notify(r->bell); /* subscribed: bumps seq, so a sleeping relay wakes */
+    ipc__wait_notify(r->bell); /* subscribed: bumps seq, so a sleeping relay wakes */
     pthread_join(r->thread, NULL);
-    ipc_wait_unsubscribe(r->bell);
+    ipc__wait_unsubscribe(r->bell);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     close(r->efd);

@@ -28,7 +28,7 @@ extern "C" {
 #define IPC_RELAY_TICK_NS (250ull * 1000 * 1000)
 
 typedef struct ipc__fd_relay {
-    ipc_waitpoint *bell;
+    ipc__waitpoint *bell;
     int efd;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -40,7 +40,7 @@ typedef struct ipc__fd_relay {
 } ipc__fd_relay;
 
 /* Starts relaying bell to a new eventfd (r->efd). 0 or -errno. */
-int ipc__relay_start(ipc__fd_relay *r, ipc_waitpoint *bell);
+int ipc__relay_start(ipc__fd_relay *r, ipc__waitpoint *bell);
 /* Stops the thread and closes the eventfd. Safe on a relay never started. */
 void ipc__relay_stop(ipc__fd_relay *r);
 /* The doorbell value to arm with: read it before the last look for work. */

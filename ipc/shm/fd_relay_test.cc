@@ -27,13 +27,13 @@ class FdRelayTest : public ::testing::Test {
   protected:
     void SetUp() override
     {
-        ipc_waitpoint_init(&bell_);
+        ipc__waitpoint_init(&bell_);
         ASSERT_EQ(ipc__relay_start(&relay_, &bell_), 0);
         ASSERT_GE(relay_.efd, 0);
     }
     void TearDown() override { ipc__relay_stop(&relay_); }
 
-    ipc_waitpoint bell_;
+    ipc__waitpoint bell_;
     ipc__fd_relay relay_;
 };
 
@@ -54,7 +54,7 @@ TEST_F(FdRelayTest, ArmedRelayFiresOnTheNextNotify)
 {
     uint32_t seen = ipc__relay_seq(&relay_);
     ipc__relay_arm(&relay_, seen);
-    std::thread notifier([this] { ipc_wait_notify(&bell_); });
+    std::thread notifier([this] { ipc__wait_notify(&bell_); });
     EXPECT_TRUE(ReadableWithin(relay_.efd, kLongMs));
     notifier.join();
 }
@@ -64,7 +64,7 @@ TEST_F(FdRelayTest, NotifyBetweenLookAndArmIsNotLost)
     // The owner read seq before its last look; a notify then came before
     // it armed: the relay must fire at once.
     uint32_t seen = ipc__relay_seq(&relay_);
-    ipc_wait_notify(&bell_);
+    ipc__wait_notify(&bell_);
     ipc__relay_arm(&relay_, seen);
     EXPECT_TRUE(ReadableWithin(relay_.efd, kLongMs));
 }
@@ -86,8 +86,8 @@ TEST(FdRelay, StopOnARelayNeverStartedIsSafe)
 
 TEST(FdRelay, StopClosesTheEventfd)
 {
-    ipc_waitpoint bell;
-    ipc_waitpoint_init(&bell);
+    ipc__waitpoint bell;
+    ipc__waitpoint_init(&bell);
     ipc__fd_relay r;
     ASSERT_EQ(ipc__relay_start(&r, &bell), 0);
     int efd = r.efd;

@@ -1,22 +1,22 @@
 /* MPSC doorbell over per-producer SPSC rings (see mpsc.h). */
 #include "ipc/shm/mpsc.h"
 
-void ipc_mpsc_init(ipc_mpsc *m, ipc_spsc_ring *const *rings, size_t count, ipc_waitpoint *bell)
+void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ipc__waitpoint *bell)
 {
-    *m = (ipc_mpsc){.rings = rings, .count = count, .bell = bell, .next = 0};
+    *m = (ipc__mpsc){.rings = rings, .count = count, .bell = bell, .next = 0};
 }
 
-void ipc_mpsc_ring_bell(ipc_waitpoint *bell)
+void ipc__mpsc_ring_bell(ipc__waitpoint *bell)
 {
-    ipc_wait_notify(bell);
+    ipc__wait_notify(bell);
 }
 
-int ipc_mpsc_poll(ipc_mpsc *m)
+int ipc__mpsc_poll(ipc__mpsc *m)
 {
     size_t i = m->next < m->count ? m->next : 0;
     for (size_t n = 0; n < m->count; n++) {
-        ipc_spsc_ring *r = m->rings[i];
-        if (r != NULL && ipc_spsc_readable(r) != 0) {
+        ipc__spsc_ring *r = m->rings[i];
+        if (r != NULL && ipc__spsc_readable(r) != 0) {
             /* Next time start after this one: fairness. */
             m->next = i + 1;
             return (int)i;
@@ -28,7 +28,7 @@ int ipc_mpsc_poll(ipc_mpsc *m)
 }
 
 struct ipc__mpsc_wait {
-    ipc_mpsc *m;
+    ipc__mpsc *m;
     bool (*interrupt)(void *);
     void *arg;
     int found;
@@ -42,16 +42,16 @@ static bool ipc__mpsc_ready(void *p)
         w->interrupted = true;
         return true;
     }
-    w->found = ipc_mpsc_poll(w->m);
+    w->found = ipc__mpsc_poll(w->m);
     return w->found >= 0;
 }
 
-int ipc_mpsc_wait(ipc_mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
+int ipc__mpsc_wait(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
                   uint64_t deadline_ns)
 {
     struct ipc__mpsc_wait w = {.m = m, .interrupt = interrupt, .arg = arg, .found = -1};
-    int rc = ipc_wait_until(m->bell, ipc__mpsc_ready, &w, spin_ns, deadline_ns);
+    int rc = ipc__wait_until(m->bell, ipc__mpsc_ready, &w, spin_ns, deadline_ns);
     if (rc < 0)
         return rc;
-    return w.interrupted ? IPC_MPSC_INTERRUPTED : w.found;
+    return w.interrupted ? IPC__MPSC_INTERRUPTED : w.found;
 }

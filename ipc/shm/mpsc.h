@@ -3,7 +3,7 @@
  *
  * Each producer owns one ring (so producers never contend and a hostile one
  * can only corrupt its own ring). After publishing, a producer rings the
- * shared doorbell, an ipc_waitpoint the consumer sleeps on; ringing costs a
+ * shared doorbell, an ipc__waitpoint the consumer sleeps on; ringing costs a
  * fence and a load unless the consumer actually sleeps.
  *
  * The consumer polls the rings round robin, starting after the ring it
@@ -23,34 +23,34 @@
 extern "C" {
 #endif
 
-/* ipc_mpsc_wait() result when interrupt() fired. */
-#define IPC_MPSC_INTERRUPTED (-EINTR)
+/* ipc__mpsc_wait() result when interrupt() fired. */
+#define IPC__MPSC_INTERRUPTED (-EINTR)
 
-typedef struct ipc_mpsc {
-    ipc_spsc_ring *const *rings; /* consumer views; NULL slots are skipped */
+typedef struct ipc__mpsc {
+    ipc__spsc_ring *const *rings; /* consumer views; NULL slots are skipped */
     size_t count;
-    ipc_waitpoint *bell;
+    ipc__waitpoint *bell;
     size_t next; /* where the next poll starts */
-} ipc_mpsc;
+} ipc__mpsc;
 
 /* rings[0 .. count) may be changed (slots filled or cleared) between calls
  * by the consumer's thread. */
-void ipc_mpsc_init(ipc_mpsc *m, ipc_spsc_ring *const *rings, size_t count, ipc_waitpoint *bell);
+void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ipc__waitpoint *bell);
 
-/* Producer side, after ipc_spsc_publish(): wakes the consumer if it sleeps. */
-void ipc_mpsc_ring_bell(ipc_waitpoint *bell);
+/* Producer side, after ipc__spsc_publish(): wakes the consumer if it sleeps. */
+void ipc__mpsc_ring_bell(ipc__waitpoint *bell);
 
-/* Index of the next ring (round robin) whose ipc_spsc_peek() will not
+/* Index of the next ring (round robin) whose ipc__spsc_peek() will not
  * return 0: it holds a frame, or it is corrupt and peek gives -EPROTO (the
  * caller then drops that producer). -1 when every ring is empty. No
  * syscalls. */
-int ipc_mpsc_poll(ipc_mpsc *m);
+int ipc__mpsc_poll(ipc__mpsc *m);
 
 /* Polls, spins up to spin_ns, then sleeps on the doorbell: a ring index as
- * ipc_mpsc_poll(), IPC_MPSC_INTERRUPTED when interrupt(arg) returned true
+ * ipc__mpsc_poll(), IPC__MPSC_INTERRUPTED when interrupt(arg) returned true
  * (checked first; interrupt may be NULL), or -ETIMEDOUT at the absolute
  * deadline. Whoever makes interrupt() true must ring the bell afterwards. */
-int ipc_mpsc_wait(ipc_mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
+int ipc__mpsc_wait(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
                   uint64_t deadline_ns);
 
 #ifdef __cplusplus

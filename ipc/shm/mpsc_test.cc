@@ -22,41 +22,41 @@ constexpr size_t kCap = 4096;
  * them; the consumer views live in the parent. */
 struct Set {
     struct Mem {
-        ipc_waitpoint bell;
-        alignas(128) ipc_spsc_shared hdr[8];
+        ipc__waitpoint bell;
+        alignas(128) ipc__spsc_shared hdr[8];
         alignas(128) uint8_t data[8][kCap];
     };
     Mem *mem;
     size_t n;
-    ipc_spsc_ring prod[8], cons[8];
-    ipc_spsc_ring *views[8];
-    ipc_mpsc m;
+    ipc__spsc_ring prod[8], cons[8];
+    ipc__spsc_ring *views[8];
+    ipc__mpsc m;
 
     explicit Set(size_t count) : n(count)
     {
         mem = static_cast<Mem *>(ipc_test::shared_alloc(sizeof(Mem)));
-        ipc_waitpoint_init(&mem->bell);
+        ipc__waitpoint_init(&mem->bell);
         for (size_t i = 0; i < n; i++) {
-            ipc_spsc_format(&mem->hdr[i], kCap);
-            EXPECT_EQ(ipc_spsc_attach(&prod[i], &mem->hdr[i], mem->data[i], kCap, IPC_SPSC_PRODUCER), 0);
-            EXPECT_EQ(ipc_spsc_attach(&cons[i], &mem->hdr[i], mem->data[i], kCap, IPC_SPSC_CONSUMER), 0);
+            ipc__spsc_format(&mem->hdr[i], kCap);
+            EXPECT_EQ(ipc__spsc_attach(&prod[i], &mem->hdr[i], mem->data[i], kCap, IPC__SPSC_PRODUCER), 0);
+            EXPECT_EQ(ipc__spsc_attach(&cons[i], &mem->hdr[i], mem->data[i], kCap, IPC__SPSC_CONSUMER), 0);
             views[i] = &cons[i];
         }
-        ipc_mpsc_init(&m, views, n, &mem->bell);
+        ipc__mpsc_init(&m, views, n, &mem->bell);
     }
     ~Set() { munmap(mem, sizeof(Mem)); }
 
     int push(size_t i, uint64_t v)
     {
-        int rc = ipc_spsc_push(&prod[i], &v, sizeof(v));
+        int rc = ipc__spsc_push(&prod[i], &v, sizeof(v));
         if (rc == 1)
-            ipc_mpsc_ring_bell(&mem->bell);
+            ipc__mpsc_ring_bell(&mem->bell);
         return rc;
     }
     uint64_t pop(size_t i)
     {
         uint64_t v = ~0ull;
-        EXPECT_EQ(ipc_spsc_pop(&cons[i], &v, sizeof(v)), (long)sizeof(v));
+        EXPECT_EQ(ipc__spsc_pop(&cons[i], &v, sizeof(v)), (long)sizeof(v));
         return v;
     }
 };
@@ -64,14 +64,14 @@ struct Set {
 TEST(Mpsc, EmptyAndNullSlots)
 {
     Set s(4);
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), -1);
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
     s.views[2] = nullptr;
     ASSERT_EQ(s.push(2, 7), 1);
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), -1) << "a cleared slot is never served";
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), -1) << "a cleared slot is never served";
     s.views[2] = &s.cons[2];
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), 2);
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), 2);
     EXPECT_EQ(s.pop(2), 7u);
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), -1);
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
 }
 
 /* Full rings are served strictly in turn. */
@@ -83,10 +83,10 @@ TEST(Mpsc, RoundRobin)
             ASSERT_EQ(s.push(i, k), 1);
     for (uint64_t k = 0; k < 20; k++)
         for (size_t i = 0; i < 3; i++) {
-            ASSERT_EQ(ipc_mpsc_poll(&s.m), (int)i);
+            ASSERT_EQ(ipc__mpsc_poll(&s.m), (int)i);
             ASSERT_EQ(s.pop(i), k);
         }
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), -1);
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
 }
 
 /* A ring that fills up again right after being served still yields its turn. */
@@ -101,7 +101,7 @@ TEST(Mpsc, FloodingProducerCannotStarveAnother)
             if (s.push(0, k) == 1)
                 k++;
             else
-                ipc_spsc_wait_writable(&s.prod[0], 8, 1000, now_ns() + 1000000);
+                ipc__spsc_wait_writable(&s.prod[0], 8, 1000, now_ns() + 1000000);
         }
         flood_count = k;
     });
@@ -119,7 +119,7 @@ TEST(Mpsc, FloodingProducerCannotStarveAnother)
     uint64_t served_polite = 0, served_flood = 0, max_between = 0, since = 0;
     uint64_t deadline = now_ns() + 60ull * 1000000000ull;
     while (served_polite < frames && now_ns() < deadline) {
-        int i = ipc_mpsc_wait(&s.m, nullptr, nullptr, 1000, now_ns() + 100000000);
+        int i = ipc__mpsc_wait(&s.m, nullptr, nullptr, 1000, now_ns() + 100000000);
         if (i == -ETIMEDOUT)
             continue;
         ASSERT_GE(i, 0);
@@ -159,7 +159,7 @@ TEST(Mpsc, ServedWithinOneRound)
         ASSERT_EQ(s.push((size_t)(1 + round % 3), 2), 1);
         int polls = 0;
         for (;;) {
-            int i = ipc_mpsc_poll(&s.m);
+            int i = ipc__mpsc_poll(&s.m);
             ASSERT_GE(i, 0);
             polls++;
             s.pop((size_t)i);
@@ -176,18 +176,18 @@ TEST(Mpsc, CorruptRingIsSurfaced)
     ASSERT_EQ(s.push(0, 1), 1);
     ASSERT_EQ(s.push(2, 3), 1);
     atomic_store(&s.mem->hdr[1].tail, 12345ull); /* producer 1 turns hostile */
-    int i = ipc_mpsc_poll(&s.m);
+    int i = ipc__mpsc_poll(&s.m);
     ASSERT_EQ(i, 0);
     s.pop(0);
-    i = ipc_mpsc_poll(&s.m);
+    i = ipc__mpsc_poll(&s.m);
     ASSERT_EQ(i, 1);
     const void *p;
     uint32_t n;
-    EXPECT_EQ(ipc_spsc_peek(&s.cons[1], &p, &n), -EPROTO);
+    EXPECT_EQ(ipc__spsc_peek(&s.cons[1], &p, &n), -EPROTO);
     s.views[1] = nullptr; /* the transport drops that producer */
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), 2);
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), 2);
     EXPECT_EQ(s.pop(2), 3u);
-    EXPECT_EQ(ipc_mpsc_poll(&s.m), -1);
+    EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
 }
 
 std::atomic<bool> g_interrupt{false};
@@ -197,22 +197,22 @@ TEST(Mpsc, WaitTimeoutAndInterrupt)
 {
     Set s(2);
     uint64_t d = now_ns() + 20000000;
-    EXPECT_EQ(ipc_mpsc_wait(&s.m, interrupt_fn, nullptr, 1000, d), -ETIMEDOUT);
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 1000, d), -ETIMEDOUT);
     EXPECT_GE(now_ns(), d);
     std::thread t([&] {
         usleep(50000);
         g_interrupt = true;
-        ipc_mpsc_ring_bell(&s.mem->bell);
+        ipc__mpsc_ring_bell(&s.mem->bell);
     });
     uint64_t t0 = now_ns();
-    EXPECT_EQ(ipc_mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC_WAIT_FOREVER), IPC_MPSC_INTERRUPTED);
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED);
     EXPECT_LT(now_ns() - t0, 5000000000ull);
     t.join();
     ASSERT_EQ(s.push(1, 5), 1);
-    EXPECT_EQ(ipc_mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC_WAIT_FOREVER), IPC_MPSC_INTERRUPTED)
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED)
         << "interrupt comes first";
     g_interrupt = false;
-    EXPECT_EQ(ipc_mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC_WAIT_FOREVER), 1);
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC__WAIT_FOREVER), 1);
 }
 
 /* Forked producers ring the bell; the consumer sleeps on it (spin 0). */
@@ -226,7 +226,7 @@ TEST(Mpsc, ForkedProducersWakeSleepingConsumer)
         kids.push_back(ipc_test::fork_child([&s, p, per] {
             for (uint64_t k = 0; k < per; k++) {
                 while (s.push(p, k) != 1)
-                    if (ipc_spsc_wait_writable(&s.prod[p], 8, 0, now_ns() + 10000000000ull) != 0)
+                    if (ipc__spsc_wait_writable(&s.prod[p], 8, 0, now_ns() + 10000000000ull) != 0)
                         return 1;
                 if (k % 1024 == 0)
                     usleep(100); /* let the consumer fall asleep now and then */
@@ -236,7 +236,7 @@ TEST(Mpsc, ForkedProducersWakeSleepingConsumer)
     std::vector<uint64_t> next(producers, 0);
     uint64_t total = 0;
     while (total < producers * per) {
-        int i = ipc_mpsc_wait(&s.m, nullptr, nullptr, 0, now_ns() + 10000000000ull);
+        int i = ipc__mpsc_wait(&s.m, nullptr, nullptr, 0, now_ns() + 10000000000ull);
         ASSERT_GE(i, 0) << "consumer hung: lost doorbell wake";
         ASSERT_EQ(s.pop((size_t)i), next[(size_t)i]);
         next[(size_t)i]++;

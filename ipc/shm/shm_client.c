@@ -60,7 +60,7 @@ static int ipc__cli_connect(ipc_client *base)
     close(fds[1]);
     if (rc < 0)
         goto failed_map;
-    c->max_payload = ipc_spsc_max_payload(c->seg.req.capacity);
+    c->max_payload = ipc__spsc_max_payload(c->seg.req.capacity);
     c->dead = false;
     return 0;
 failed_map:
@@ -94,25 +94,25 @@ static bool ipc__cli_closed_flag(ipc__shm_client *c)
 static bool ipc__cli_readable(void *arg)
 {
     struct ipc__cli_wait *w = arg;
-    return ipc_spsc_readable(&w->c->seg.resp) != 0 || ipc__cli_closed_flag(w->c);
+    return ipc__spsc_readable(&w->c->seg.resp) != 0 || ipc__cli_closed_flag(w->c);
 }
 
 static bool ipc__cli_writable(void *arg)
 {
     struct ipc__cli_wait *w = arg;
-    return ipc_spsc_writable(&w->c->seg.req, w->len) != 0 || ipc__cli_closed_flag(w->c);
+    return ipc__spsc_writable(&w->c->seg.req, w->len) != 0 || ipc__cli_closed_flag(w->c);
 }
 
 /* Adaptive wait in slices; between slices the socket tells whether the
  * server still lives. 0 (ready), -ETIMEDOUT or -ECONNRESET. */
-static int ipc__cli_wait(ipc__shm_client *c, ipc_waitpoint *wp, bool (*ready)(void *),
+static int ipc__cli_wait(ipc__shm_client *c, ipc__waitpoint *wp, bool (*ready)(void *),
                          struct ipc__cli_wait *w, uint64_t deadline)
 {
     uint64_t spin = IPC__SHM_CLIENT_SPIN_NS;
     for (;;) {
         uint64_t now = ipc__now_ns();
         uint64_t slice = ipc__min_u64(deadline, now + IPC__SHM_CLIENT_SLICE_NS);
-        int rc = ipc_wait_until(wp, ready, w, spin, slice);
+        int rc = ipc__wait_until(wp, ready, w, spin, slice);
         spin = 0;
         if (ipc__cli_closed_flag(c) || (rc < 0 && ipc__cli_server_gone(c))) {
             c->dead = true;
@@ -134,7 +134,7 @@ static int ipc__cli_claim(ipc__shm_client *c, size_t len, void **p, uint64_t dea
     if (len > c->max_payload)
         return -EMSGSIZE;
     for (;;) {
-        int rc = ipc_spsc_claim(&c->seg.req, len, p);
+        int rc = ipc__spsc_claim(&c->seg.req, len, p);
         if (rc == 1)
             return 0;
         if (rc < 0)
@@ -148,8 +148,8 @@ static int ipc__cli_claim(ipc__shm_client *c, size_t len, void **p, uint64_t dea
 
 static void ipc__cli_publish(ipc__shm_client *c, size_t len)
 {
-    ipc_spsc_publish_nowake(&c->seg.req, len); /* the server sleeps on the bell */
-    ipc_mpsc_ring_bell(&c->bell->bell);
+    ipc__spsc_publish_nowake(&c->seg.req, len); /* the server sleeps on the bell */
+    ipc__mpsc_ring_bell(&c->bell->bell);
 }
 
 static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_t deadline)
@@ -168,11 +168,11 @@ static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_
 /* After freeing response space: the server may be waiting for it. */
 static void ipc__cli_released(ipc__shm_client *c)
 {
-    /* ipc_spsc_release() ended with a seq_cst fence (in ipc_wait_notify),
+    /* ipc__spsc_release() ended with a seq_cst fence (in ipc__wait_notify),
      * which orders our head store before this load: the Dekker pair of
      * ipc__srv_queue(). Relaxed is enough after that fence. */
     if (atomic_load_explicit(&c->seg.hdr->want_space, memory_order_relaxed) != 0)
-        ipc_mpsc_ring_bell(&c->bell->bell);
+        ipc__mpsc_ring_bell(&c->bell->bell);
 }
 
 /* The next reply in place, waiting until the deadline: its length, or
@@ -183,7 +183,7 @@ static ssize_t ipc__cli_next(ipc__shm_client *c, const void **p, uint64_t deadli
         /* Read before the look below: see fd_relay.h. */
         uint32_t seen = c->relay.running ? ipc__relay_seq(&c->relay) : 0;
         uint32_t n;
-        int rc = ipc_spsc_peek(&c->seg.resp, p, &n);
+        int rc = ipc__spsc_peek(&c->seg.resp, p, &n);
         if (rc == 1)
             return (ssize_t)n;
         if (rc < 0)
@@ -207,7 +207,7 @@ static ssize_t ipc__cli_next(ipc__shm_client *c, const void **p, uint64_t deadli
 
 static ssize_t ipc__cli_consume(ipc__shm_client *c, ssize_t len)
 {
-    ipc_spsc_release(&c->seg.resp);
+    ipc__spsc_release(&c->seg.resp);
     ipc__cli_released(c);
     return len;
 }

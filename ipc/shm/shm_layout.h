@@ -12,7 +12,7 @@
  *   12288 + 2R             end
  *
  * Doorbell (one memfd per server, 4096 bytes): magic, version, and the
- * ipc_waitpoint the server sleeps on at offset 64.
+ * ipc__waitpoint the server sleeps on at offset 64.
  */
 #ifndef IPC_SHM_SHM_LAYOUT_H
 #define IPC_SHM_SHM_LAYOUT_H
@@ -64,7 +64,7 @@ typedef struct ipc__shm_bell {
     uint64_t magic;   /* 0 IPC_SHM_BELL_MAGIC */
     uint32_t version; /* 8 IPC_SHM_VERSION */
     uint32_t reserved;
-    alignas(64) ipc_waitpoint bell; /* 64 */
+    alignas(64) ipc__waitpoint bell; /* 64 */
 } ipc__shm_bell;
 
 /* Sent by the server on accept, with SCM_RIGHTS {segment, doorbell} when

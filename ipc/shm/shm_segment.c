@@ -25,8 +25,8 @@ static void ipc__shm_segment_format(ipc__shm_segment *seg, uint64_t ring, uint32
     h->client_id = id;
     h->creator_pid = (uint32_t)getpid();
     h->creator_uid = (uint32_t)geteuid();
-    ipc_spsc_format((ipc_spsc_shared *)(seg->base + h->req_offset), ring);
-    ipc_spsc_format((ipc_spsc_shared *)(seg->base + h->resp_offset), ring);
+    ipc__spsc_format((ipc__spsc_shared *)(seg->base + h->req_offset), ring);
+    ipc__spsc_format((ipc__spsc_shared *)(seg->base + h->resp_offset), ring);
     /* Release: publishes the header and ring formats above. */
     atomic_store_explicit(&h->ready, 1, memory_order_release);
 }
@@ -36,11 +36,11 @@ static int ipc__shm_segment_attach(ipc__shm_segment *seg, uint64_t ring, bool se
 {
     uint8_t *req = seg->base + ipc__shm_req_offset();
     uint8_t *resp = seg->base + ipc__shm_resp_offset(ring);
-    int rc = ipc_spsc_attach(&seg->req, (ipc_spsc_shared *)req, req + IPC_SHM_RING_CTRL_SIZE,
-                             ring, server ? IPC_SPSC_CONSUMER : IPC_SPSC_PRODUCER);
+    int rc = ipc__spsc_attach(&seg->req, (ipc__spsc_shared *)req, req + IPC_SHM_RING_CTRL_SIZE,
+                             ring, server ? IPC__SPSC_CONSUMER : IPC__SPSC_PRODUCER);
     if (rc == 0)
-        rc = ipc_spsc_attach(&seg->resp, (ipc_spsc_shared *)resp, resp + IPC_SHM_RING_CTRL_SIZE,
-                             ring, server ? IPC_SPSC_PRODUCER : IPC_SPSC_CONSUMER);
+        rc = ipc__spsc_attach(&seg->resp, (ipc__spsc_shared *)resp, resp + IPC_SHM_RING_CTRL_SIZE,
+                             ring, server ? IPC__SPSC_PRODUCER : IPC__SPSC_CONSUMER);
     return rc;
 }
 
@@ -70,7 +70,7 @@ int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t m
                            uint64_t file_size)
 {
     if (h->magic != IPC_SHM_SEG_MAGIC || h->version != IPC_SHM_VERSION ||
-        h->header_size != IPC_SHM_HEADER_SIZE || !ipc_spsc_capacity_ok(h->ring_size))
+        h->header_size != IPC_SHM_HEADER_SIZE || !ipc__spsc_capacity_ok(h->ring_size))
         return -EPROTO;
     if (h->segment_size != ipc__shm_segment_size(h->ring_size) || h->segment_size != file_size ||
         h->req_offset != ipc__shm_req_offset() ||
@@ -101,7 +101,7 @@ int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t ma
     void *base;
     size_t size;
     int rc = ipc__memfd_map_sealed(fd, IPC_SHM_HEADER_SIZE,
-                                   ipc__shm_segment_size(IPC_SPSC_MAX_CAPACITY), &base, &size);
+                                   ipc__shm_segment_size(IPC__SPSC_MAX_CAPACITY), &base, &size);
     if (rc < 0)
         return rc;
     *seg = (ipc__shm_segment){.base = base, .size = size, .hdr = base};
@@ -126,7 +126,7 @@ int ipc__shm_bell_create(ipc__shm_bell **bell, int *fd)
     ipc__shm_bell *b = m;
     b->magic = IPC_SHM_BELL_MAGIC;
     b->version = IPC_SHM_VERSION;
-    ipc_waitpoint_init(&b->bell);
+    ipc__waitpoint_init(&b->bell);
     *bell = b;
     return 0;
 }

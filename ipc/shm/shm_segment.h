@@ -26,8 +26,8 @@ typedef struct ipc__shm_segment {
     uint8_t *base; /* NULL when not mapped */
     size_t size;
     ipc__shm_seg_header *hdr;
-    ipc_spsc_ring req;  /* server: consumer; client: producer */
-    ipc_spsc_ring resp; /* server: producer; client: consumer */
+    ipc__spsc_ring req;  /* server: consumer; client: producer */
+    ipc__spsc_ring resp; /* server: producer; client: consumer */
 } ipc__shm_segment;
 
 /* Server: a new sealed segment for client `id` of `max_clients`, with rings

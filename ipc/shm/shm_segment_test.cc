@@ -133,13 +133,13 @@ TEST(ShmSegment, BothSidesSeeOneRingPairWithRolesSwapped)
     ASSERT_EQ(server.rc(), 0);
     ipc__shm_segment client = {};
     ASSERT_EQ(ipc__shm_segment_map(&client, server.fd(), kId, kMaxClients), 0);
-    ASSERT_EQ(ipc_spsc_push(&client.req, "ping", 4), 1);
+    ASSERT_EQ(ipc__spsc_push(&client.req, "ping", 4), 1);
     const void *p;
     uint32_t n;
-    ASSERT_EQ(ipc_spsc_peek(&server.segment()->req, &p, &n), 1);
+    ASSERT_EQ(ipc__spsc_peek(&server.segment()->req, &p, &n), 1);
     EXPECT_EQ(std::string(static_cast<const char *>(p), n), "ping");
-    ASSERT_EQ(ipc_spsc_push(&server.segment()->resp, "pong", 4), 1);
-    ASSERT_EQ(ipc_spsc_peek(&client.resp, &p, &n), 1);
+    ASSERT_EQ(ipc__spsc_push(&server.segment()->resp, "pong", 4), 1);
+    ASSERT_EQ(ipc__spsc_peek(&client.resp, &p, &n), 1);
     EXPECT_EQ(std::string(static_cast<const char *>(p), n), "pong");
     ipc__shm_segment_unmap(&client);
 }

@@ -62,10 +62,10 @@ typedef struct ipc__shm_server {
     char name[IPC_SHM_NAME_MAX + 1];
     size_t max_clients;
     ipc__shm_slot *slots;
-    ipc_spsc_ring **views;  /* mpsc table: &slots[i].seg.req or NULL */
+    ipc__spsc_ring **views;  /* mpsc table: &slots[i].seg.req or NULL */
     _Atomic uint8_t *hints; /* watcher -> main: slot i had a socket event */
     struct pollfd *pfds;    /* sweep scratch */
-    ipc_mpsc mpsc;
+    ipc__mpsc mpsc;
     size_t n_clients;
     size_t n_out; /* slots with queued replies */
     int listen_fd, epoll_fd, stop_fd;
@@ -84,7 +84,7 @@ static ipc__shm_server *ipc__srv(ipc_server *base)
     return (ipc__shm_server *)base;
 }
 
-static ipc_waitpoint *ipc__srv_bell(ipc__shm_server *s)
+static ipc__waitpoint *ipc__srv_bell(ipc__shm_server *s)
 {
     return &atomic_load_explicit(&s->bell, memory_order_acquire)->bell;
 }
@@ -123,8 +123,8 @@ static void ipc__srv_drop(ipc__shm_server *s, int id)
     /* Tell a client still alive (dropped for misbehaving, or server close)
      * at once rather than at its next socket check. */
     atomic_store_explicit(&sl->seg.hdr->server_closed, 1, memory_order_release);
-    ipc_wait_notify(&sl->seg.resp.shared->data);
-    ipc_wait_notify(&sl->seg.req.shared->space);
+    ipc__wait_notify(&sl->seg.resp.shared->data);
+    ipc__wait_notify(&sl->seg.req.shared->space);
     (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sl->fd, NULL);
     ipc__close_fd(&sl->fd);
     ipc__shm_segment_unmap(&sl->seg);
@@ -294,7 +294,7 @@ static void *ipc__srv_watch(void *arg)
         }
         /* Release: publishes the hints above to ipc__srv_admin(). */
         atomic_store_explicit(&s->admin_pending, 1, memory_order_release);
-        ipc_mpsc_ring_bell(ipc__srv_bell(s));
+        ipc__mpsc_ring_bell(ipc__srv_bell(s));
     }
 }
 
@@ -303,7 +303,7 @@ static int ipc__srv_flush_slot(ipc__shm_server *s, ipc__shm_slot *sl)
 {
     while (sl->out_head != NULL) {
         ipc__shm_out *o = sl->out_head;
-        int rc = ipc_spsc_push(&sl->seg.resp, o->data, o->len);
+        int rc = ipc__spsc_push(&sl->seg.resp, o->data, o->len);
         if (rc <= 0)
             return rc;
         sl->out_head = o->next;
@@ -332,7 +332,7 @@ static bool ipc__srv_flushable(ipc__shm_server *s)
     for (size_t i = 0; i < s->max_clients && s->n_out != 0; i++) {
         ipc__shm_slot *sl = &s->slots[i];
         if (sl->fd >= 0 && sl->out_head != NULL &&
-            ipc_spsc_writable(&sl->seg.resp, sl->out_head->len) != 0)
+            ipc__spsc_writable(&sl->seg.resp, sl->out_head->len) != 0)
             return true;
     }
     return false;
@@ -354,7 +354,7 @@ static bool ipc__srv_frame_ready(ipc__shm_server *s, int id)
 {
     const void *p;
     uint32_t n;
-    int rc = ipc_spsc_peek(&s->slots[id].seg.req, &p, &n);
+    int rc = ipc__spsc_peek(&s->slots[id].seg.req, &p, &n);
     if (rc < 0)
         ipc__srv_kick(s, id);
     return rc == 1;
@@ -371,7 +371,7 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
         ipc__srv_admin(s);
         if (s->n_out != 0)
             ipc__srv_flush_all(s);
-        int id = ipc_mpsc_poll(&s->mpsc);
+        int id = ipc__mpsc_poll(&s->mpsc);
         if (id >= 0) {
             if (ipc__srv_frame_ready(s, id))
                 return id;
@@ -383,10 +383,10 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
             ipc__relay_arm(&s->relay, seen);
             return -ETIMEDOUT;
         }
-        /* A passed deadline still gets one look in ipc_mpsc_wait(). */
+        /* A passed deadline still gets one look in ipc__mpsc_wait(). */
         uint64_t slice_ns = IPC__SHM_SERVER_SLICE_NS / (s->accept_retry ? 4 : 1);
         uint64_t slice = ipc__min_u64(deadline, ipc__now_ns() + slice_ns);
-        id = ipc_mpsc_wait(&s->mpsc, ipc__srv_interrupt, s, s->base.options.spin_ns, slice);
+        id = ipc__mpsc_wait(&s->mpsc, ipc__srv_interrupt, s, s->base.options.spin_ns, slice);
         if (id >= 0 && ipc__srv_frame_ready(s, id))
             return id;
         if (id == -ETIMEDOUT && slice == deadline)
@@ -402,7 +402,7 @@ static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t 
         return -ENOENT;
     const void *p;
     uint32_t n;
-    int rc = ipc_spsc_peek(&sl->seg.req, &p, &n);
+    int rc = ipc__spsc_peek(&sl->seg.req, &p, &n);
     if (rc == 0)
         return -EAGAIN;
     if (rc < 0) {
@@ -410,12 +410,12 @@ static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t 
         return rc;
     }
     if (n > max_len) {
-        ipc_spsc_release(&sl->seg.req);
+        ipc__spsc_release(&sl->seg.req);
         return -EMSGSIZE;
     }
     if (n != 0)
         memcpy(buf, p, n);
-    ipc_spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
+    ipc__spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
     return (ssize_t)n;
 }
 
@@ -444,7 +444,7 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
     sl->out_bytes = len;
     s->n_out++;
     /* Dekker with the client's recv: it stores head, fences (inside
-     * ipc_wait_notify) and reads want_space; we store want_space, fence and
+     * ipc__wait_notify) and reads want_space; we store want_space, fence and
      * re-read head in the flush below. One of us sees the other: either the
      * flush succeeds or the client rings the doorbell. */
     atomic_store_explicit(&sl->seg.hdr->want_space, 1, memory_order_relaxed);
@@ -462,10 +462,10 @@ static int ipc__srv_send(ipc_server *base, int client_id, const void *data, size
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
     if (sl == NULL)
         return -ENOENT;
-    if (len > ipc_spsc_max_payload(s->base.options.ring_size))
+    if (len > ipc__spsc_max_payload(s->base.options.ring_size))
         return -EMSGSIZE;
     if (sl->out_head == NULL) { /* keep order: nothing may overtake the queue */
-        int rc = ipc_spsc_push(&sl->seg.resp, data, len);
+        int rc = ipc__spsc_push(&sl->seg.resp, data, len);
         if (rc == 1)
             return 0;
         if (rc < 0) {
@@ -496,7 +496,7 @@ static int ipc__srv_flush(ipc_server *base, uint64_t deadline)
         if (now >= deadline)
             return -ETIMEDOUT;
         uint64_t slice = ipc__min_u64(deadline, now + IPC__SHM_SERVER_SLICE_NS);
-        (void)ipc_wait_until(ipc__srv_bell(s), ipc__srv_flush_ready, s, s->base.options.spin_ns,
+        (void)ipc__wait_until(ipc__srv_bell(s), ipc__srv_flush_ready, s, s->base.options.spin_ns,
                              slice);
     }
 }
@@ -507,7 +507,7 @@ static void ipc__srv_wake(ipc_server *base)
     /* Async-signal-safe: an atomic load, a fence, an atomic add, a futex. */
     ipc__shm_bell *b = atomic_load_explicit(&s->bell, memory_order_acquire);
     if (b != NULL)
-        ipc_wait_notify(&b->bell);
+        ipc__wait_notify(&b->bell);
 }
 
 /* The doorbell outlives close() so that wake() never touches freed memory. */
@@ -568,7 +568,7 @@ static int ipc__srv_listen(ipc_server *base)
     atomic_store_explicit(&s->admin_pending, 0, memory_order_relaxed);
     atomic_store_explicit(&s->accept_pending, 0, memory_order_relaxed);
     s->accept_retry = false;
-    ipc_mpsc_init(&s->mpsc, s->views, s->max_clients, ipc__srv_bell(s));
+    ipc__mpsc_init(&s->mpsc, s->views, s->max_clients, ipc__srv_bell(s));
     if ((rc = ipc__srv_start_watcher(s)) < 0)
         goto failed_stop;
     return 0;
@@ -618,7 +618,7 @@ static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
     if (sl == NULL)
         return -ENOENT;
     uint32_t n;
-    int rc = ipc_spsc_peek(&sl->seg.req, msg, &n);
+    int rc = ipc__spsc_peek(&sl->seg.req, msg, &n);
     if (rc == 0)
         return -EAGAIN;
     if (rc < 0) {
@@ -646,10 +646,10 @@ static ssize_t ipc__srv_release(ipc_server *base, int client_id)
     if (sl->wake_owed) {
         /* One fence for the reply's [T] and the request's [H]. */
         sl->wake_owed = false;
-        ipc_spsc_release_nowake(&sl->seg.req);
-        ipc_wait_notify_pair(&sl->seg.resp.shared->data, &sl->seg.req.shared->space);
+        ipc__spsc_release_nowake(&sl->seg.req);
+        ipc__wait_notify_pair(&sl->seg.resp.shared->data, &sl->seg.req.shared->space);
     } else {
-        ipc_spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
+        ipc__spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
     }
     return (ssize_t)sl->peeked_len;
 }
@@ -664,7 +664,7 @@ static int ipc__srv_loan(ipc_server *base, int client_id, size_t len, void **buf
         return -ENOENT;
     if (sl->out_head != NULL)
         return -EAGAIN;
-    int rc = ipc_spsc_claim(&sl->seg.resp, len, buf);
+    int rc = ipc__spsc_claim(&sl->seg.resp, len, buf);
     if (rc == 1) {
         sl->loaned = true;
         return 0;
@@ -688,10 +688,10 @@ static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
         return -EINVAL;
     sl->loaned = false;
     if (base->reply_before_release && sl->peeked) {
-        ipc_spsc_publish_nowake(&sl->seg.resp, len);
+        ipc__spsc_publish_nowake(&sl->seg.resp, len);
         sl->wake_owed = true; /* the run loop's release comes next */
     } else {
-        ipc_spsc_publish(&sl->seg.resp, len); /* also wakes the client */
+        ipc__spsc_publish(&sl->seg.resp, len); /* also wakes the client */
     }
     return 0;
 }
@@ -730,7 +730,7 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
 {
     if (name == NULL || !ipc__shm_name_ok(name) || max_clients == 0 ||
         max_clients > IPC_SHM_MAX_CLIENTS || resolved == NULL ||
-        !ipc_spsc_capacity_ok(resolved->ring_size))
+        !ipc__spsc_capacity_ok(resolved->ring_size))
         return NULL;
     ipc__shm_server *s = calloc(1, sizeof(*s));
     if (s == NULL)

@@ -356,7 +356,7 @@ TEST(ShmTransport, SmallMessageLatency)
  * is a 5 s sleep rather than a 50 ms hiccup: racing the reply (plain echo),
  * and long asleep before it (a slow handler). */
 struct TailPast {
-    ipc_spsc_shared *ring;
+    ipc__spsc_shared *ring;
     uint64_t value;
 };
 
@@ -377,7 +377,7 @@ TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
     auto *seg = ClientSegment(c, &size);
     ASSERT_NE(seg, nullptr);
     auto *hdr = reinterpret_cast<ipc__shm_seg_header *>(seg);
-    auto *resp = reinterpret_cast<ipc_spsc_shared *>(seg + hdr->resp_offset);
+    auto *resp = reinterpret_cast<ipc__spsc_shared *>(seg + hdr->resp_offset);
     std::vector<uint8_t> buf(16);
     uint64_t rounds = scaled(20000);
     for (uint64_t i = 0; i < rounds + 20; i++) {
@@ -387,7 +387,7 @@ TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
         /* A lost wake sleeps to the deadline (whose last look then finds
          * the reply): anything near it is a failure, not slowness. */
         uint64_t t0 = now_ns();
-        ASSERT_EQ(ipc_wait_until(&resp->data, tail_past, &t, 0, t0 + 5 * kSec), 0);
+        ASSERT_EQ(ipc__wait_until(&resp->data, tail_past, &t, 0, t0 + 5 * kSec), 0);
         ASSERT_LT(now_ns() - t0, 4 * kSec) << "round " << i << ": the reply came without a wake";
         ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 0), 4);
         ASSERT_EQ(memcmp(buf.data(), slow ? "SLOW" : "fast", 4), 0);
@@ -801,7 +801,7 @@ void hostile_round(const char *tag, std::function<void(uint8_t *seg, ipc_client 
 TEST(ShmTransport, HostileClientGarbageTailIsDropped)
 {
     hostile_round("tail", [](uint8_t *seg, ipc_client *c) {
-        auto *req = reinterpret_cast<ipc_spsc_shared *>(seg + ipc__shm_req_offset());
+        auto *req = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_req_offset());
         atomic_store(&req->tail, 0xdeadbeefcafeull);
         (void)ipc_client_send(c, "x", 1, 0); /* rings the doorbell */
         atomic_store(&req->tail, 0xdeadbeefcafeull);
@@ -811,7 +811,7 @@ TEST(ShmTransport, HostileClientGarbageTailIsDropped)
 TEST(ShmTransport, HostileClientGarbageRecordIsDropped)
 {
     hostile_round("record", [](uint8_t *seg, ipc_client *c) {
-        auto *req = reinterpret_cast<ipc_spsc_shared *>(seg + ipc__shm_req_offset());
+        auto *req = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_req_offset());
         uint8_t *data = seg + ipc__shm_req_offset() + IPC_SHM_RING_CTRL_SIZE;
         uint64_t tail = atomic_load(&req->tail);
         uint32_t bad[2] = {100000, 0}; /* longer than the ring */
@@ -824,7 +824,7 @@ TEST(ShmTransport, HostileClientGarbageRecordIsDropped)
 TEST(ShmTransport, HostileClientGarbageResponseHeadIsDropped)
 {
     hostile_round("head", [](uint8_t *seg, ipc_client *c) {
-        auto *resp = reinterpret_cast<ipc_spsc_shared *>(seg + ipc__shm_resp_offset(8192));
+        auto *resp = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_resp_offset(8192));
         atomic_store(&resp->head, 0x123456789ull);
         /* The server reads our head only once its cached copy says "full":
          * send without reading until the replies fill the ring. */
@@ -856,7 +856,7 @@ TEST(ShmTransport, HostileClientRandomScribbles)
             if (ipc_client_send(c, msg.data(), rng() % msg.size(), 20 * kMs) == -EPIPE)
                 break;
         }
-        auto *req = reinterpret_cast<ipc_spsc_shared *>(seg + ipc__shm_req_offset());
+        auto *req = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_req_offset());
         atomic_store(&req->tail, 0xfedcba987654321ull);
     }, true);
 }

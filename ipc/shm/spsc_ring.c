@@ -8,7 +8,7 @@
  *       Publishes "the consumer is done reading every byte below head", so
  *       the producer may overwrite it (orders the consumer's reads before
  *       the producer's later writes).
- * Waking a sleeper goes through ipc_wait_notify(), whose seq_cst fence
+ * Waking a sleeper goes through ipc__wait_notify(), whose seq_cst fence
  * orders the release store before the check for sleepers.
  */
 #include "ipc/shm/spsc_ring.h"
@@ -35,29 +35,29 @@ static inline void ipc__store_header(uint8_t *p, uint32_t len)
     memcpy(p, h, sizeof(h));
 }
 
-int ipc_spsc_capacity_ok(size_t capacity)
+int ipc__spsc_capacity_ok(size_t capacity)
 {
-    return capacity >= IPC_SPSC_MIN_CAPACITY && capacity <= IPC_SPSC_MAX_CAPACITY &&
+    return capacity >= IPC__SPSC_MIN_CAPACITY && capacity <= IPC__SPSC_MAX_CAPACITY &&
            (capacity & (capacity - 1)) == 0;
 }
 
-void ipc_spsc_format(ipc_spsc_shared *shared, size_t capacity)
+void ipc__spsc_format(ipc__spsc_shared *shared, size_t capacity)
 {
     (void)capacity;
     memset((void *)shared, 0, sizeof(*shared));
-    ipc_waitpoint_init(&shared->data);
-    ipc_waitpoint_init(&shared->space);
+    ipc__waitpoint_init(&shared->data);
+    ipc__waitpoint_init(&shared->space);
 }
 
-int ipc_spsc_attach(ipc_spsc_ring *ring, ipc_spsc_shared *shared, void *data,
-                    size_t capacity, ipc_spsc_role role)
+int ipc__spsc_attach(ipc__spsc_ring *ring, ipc__spsc_shared *shared, void *data,
+                    size_t capacity, ipc__spsc_role role)
 {
-    if (!ipc_spsc_capacity_ok(capacity) || ((uintptr_t)data & 7) != 0 ||
-        (role != IPC_SPSC_PRODUCER && role != IPC_SPSC_CONSUMER))
+    if (!ipc__spsc_capacity_ok(capacity) || ((uintptr_t)data & 7) != 0 ||
+        (role != IPC__SPSC_PRODUCER && role != IPC__SPSC_CONSUMER))
         return -EINVAL;
     /* Both indices start at 0 on a freshly formatted ring; from here on
      * each side trusts only its private copy of its own index. */
-    *ring = (ipc_spsc_ring){
+    *ring = (ipc__spsc_ring){
         .shared = shared,
         .data = data,
         .capacity = capacity,
@@ -71,7 +71,7 @@ int ipc_spsc_attach(ipc_spsc_ring *ring, ipc_spsc_shared *shared, void *data,
 
 /* Loads and validates the consumer's head: tail - capacity <= head <= tail.
  * The modular difference covers both bounds (head > tail wraps to huge). */
-static int ipc__load_head(ipc_spsc_ring *r)
+static int ipc__load_head(ipc__spsc_ring *r)
 {
     /* [H] acquire: the consumer's reads below head are done. */
     uint64_t h = atomic_load_explicit(&r->shared->head, memory_order_acquire);
@@ -84,7 +84,7 @@ static int ipc__load_head(ipc_spsc_ring *r)
 }
 
 /* Bytes a record of rec bytes needs at the current tail, wrap included. */
-static uint64_t ipc__need(const ipc_spsc_ring *r, uint64_t rec, uint64_t *skip)
+static uint64_t ipc__need(const ipc__spsc_ring *r, uint64_t rec, uint64_t *skip)
 {
     uint64_t contig = r->capacity - (r->tail & r->mask);
     *skip = rec <= contig ? 0 : contig;
@@ -93,7 +93,7 @@ static uint64_t ipc__need(const ipc_spsc_ring *r, uint64_t rec, uint64_t *skip)
 
 /* 1 when need bytes are free (re-reading head only when the cached copy
  * says no), 0 when not, -EPROTO. */
-static int ipc__room(ipc_spsc_ring *r, uint64_t need)
+static int ipc__room(ipc__spsc_ring *r, uint64_t need)
 {
     if (r->capacity - (r->tail - r->other) >= need)
         return 1;
@@ -103,19 +103,19 @@ static int ipc__room(ipc_spsc_ring *r, uint64_t need)
     return r->capacity - (r->tail - r->other) >= need;
 }
 
-int ipc_spsc_writable(ipc_spsc_ring *ring, size_t len)
+int ipc__spsc_writable(ipc__spsc_ring *ring, size_t len)
 {
     if (ring->broken)
         return ring->broken;
-    if (len > ipc_spsc_max_payload(ring->capacity))
+    if (len > ipc__spsc_max_payload(ring->capacity))
         return -EMSGSIZE;
     uint64_t skip;
     return ipc__room(ring, ipc__need(ring, ipc__record(len), &skip));
 }
 
-int ipc_spsc_claim(ipc_spsc_ring *ring, size_t len, void **payload)
+int ipc__spsc_claim(ipc__spsc_ring *ring, size_t len, void **payload)
 {
-    int rc = ipc_spsc_writable(ring, len);
+    int rc = ipc__spsc_writable(ring, len);
     if (rc <= 0)
         return rc;
     uint64_t off = ring->tail & ring->mask;
@@ -123,7 +123,7 @@ int ipc_spsc_claim(ipc_spsc_ring *ring, size_t len, void **payload)
     if (ring->skip != 0) {
         /* The marker lies in free space [tail, tail + skip): the consumer
          * reads it only after [T] publishes it with the record. */
-        ipc__store_header(ring->data + off, IPC_SPSC_WRAP);
+        ipc__store_header(ring->data + off, IPC__SPSC_WRAP);
         off = 0;
     }
     ring->claimed = len;
@@ -131,7 +131,7 @@ int ipc_spsc_claim(ipc_spsc_ring *ring, size_t len, void **payload)
     return 1;
 }
 
-void ipc_spsc_publish_nowake(ipc_spsc_ring *ring, size_t len)
+void ipc__spsc_publish_nowake(ipc__spsc_ring *ring, size_t len)
 {
     if (len > ring->claimed) /* caller bug: never write past the claim */
         len = ring->claimed;
@@ -144,49 +144,49 @@ void ipc_spsc_publish_nowake(ipc_spsc_ring *ring, size_t len)
     atomic_store_explicit(&ring->shared->tail, ring->tail, memory_order_release);
 }
 
-void ipc_spsc_publish(ipc_spsc_ring *ring, size_t len)
+void ipc__spsc_publish(ipc__spsc_ring *ring, size_t len)
 {
-    ipc_spsc_publish_nowake(ring, len);
-    ipc_wait_notify(&ring->shared->data);
+    ipc__spsc_publish_nowake(ring, len);
+    ipc__wait_notify(&ring->shared->data);
 }
 
-int ipc_spsc_push(ipc_spsc_ring *ring, const void *data, size_t len)
+int ipc__spsc_push(ipc__spsc_ring *ring, const void *data, size_t len)
 {
     void *p;
-    int rc = ipc_spsc_claim(ring, len, &p);
+    int rc = ipc__spsc_claim(ring, len, &p);
     if (rc <= 0)
         return rc;
     if (len != 0)
         memcpy(p, data, len);
-    ipc_spsc_publish(ring, len);
+    ipc__spsc_publish(ring, len);
     return 1;
 }
 
 struct ipc__writable_arg {
-    ipc_spsc_ring *ring;
+    ipc__spsc_ring *ring;
     size_t len;
 };
 
 static bool ipc__writable_ready(void *arg)
 {
     struct ipc__writable_arg *a = arg;
-    return ipc_spsc_writable(a->ring, a->len) != 0;
+    return ipc__spsc_writable(a->ring, a->len) != 0;
 }
 
-int ipc_spsc_wait_writable(ipc_spsc_ring *ring, size_t len, uint64_t spin_ns,
+int ipc__spsc_wait_writable(ipc__spsc_ring *ring, size_t len, uint64_t spin_ns,
                            uint64_t deadline_ns)
 {
     struct ipc__writable_arg a = {ring, len};
-    int rc = ipc_wait_until(&ring->shared->space, ipc__writable_ready, &a, spin_ns, deadline_ns);
+    int rc = ipc__wait_until(&ring->shared->space, ipc__writable_ready, &a, spin_ns, deadline_ns);
     if (rc < 0)
         return rc;
-    rc = ipc_spsc_writable(ring, len);
+    rc = ipc__spsc_writable(ring, len);
     return rc < 0 ? rc : 0;
 }
 
 /* ------------------------------------------------------------ consumer */
 
-static int ipc__corrupt(ipc_spsc_ring *r)
+static int ipc__corrupt(ipc__spsc_ring *r)
 {
     r->broken = -EPROTO;
     r->pending = 0;
@@ -195,7 +195,7 @@ static int ipc__corrupt(ipc_spsc_ring *r)
 
 /* Loads and validates the producer's tail: head <= tail <= head + capacity,
  * and 8-aligned like every record boundary. */
-static int ipc__load_tail(ipc_spsc_ring *r)
+static int ipc__load_tail(ipc__spsc_ring *r)
 {
     /* [T] acquire: every record below tail is fully written. */
     uint64_t t = atomic_load_explicit(&r->shared->tail, memory_order_acquire);
@@ -205,7 +205,7 @@ static int ipc__load_tail(ipc_spsc_ring *r)
     return 0;
 }
 
-int ipc_spsc_peek(ipc_spsc_ring *ring, const void **payload, uint32_t *len)
+int ipc__spsc_peek(ipc__spsc_ring *ring, const void **payload, uint32_t *len)
 {
     ring->pending = 0;
     if (ring->broken)
@@ -222,7 +222,7 @@ int ipc_spsc_peek(ipc_spsc_ring *ring, const void **payload, uint32_t *len)
     uint64_t off = ring->head & ring->mask;
     uint64_t skip = 0;
     uint32_t n = ipc__load_u32_once(ring->data + off);
-    if (n == IPC_SPSC_WRAP) {
+    if (n == IPC__SPSC_WRAP) {
         /* Legal only mid-ring and followed by a record before tail. A second
          * marker at offset 0 fails the length check below. */
         skip = ring->capacity - off;
@@ -231,7 +231,7 @@ int ipc_spsc_peek(ipc_spsc_ring *ring, const void **payload, uint32_t *len)
         off = 0;
         n = ipc__load_u32_once(ring->data);
     }
-    if (n > ipc_spsc_max_payload(ring->capacity) ||
+    if (n > ipc__spsc_max_payload(ring->capacity) ||
         ipc__load_u32_once(ring->data + off + 4) != 0)
         return ipc__corrupt(ring);
     uint64_t rec = ipc__record(n);
@@ -243,7 +243,7 @@ int ipc_spsc_peek(ipc_spsc_ring *ring, const void **payload, uint32_t *len)
     return 1;
 }
 
-void ipc_spsc_release_nowake(ipc_spsc_ring *ring)
+void ipc__spsc_release_nowake(ipc__spsc_ring *ring)
 {
     if (ring->pending == 0)
         return;
@@ -253,32 +253,32 @@ void ipc_spsc_release_nowake(ipc_spsc_ring *ring)
     atomic_store_explicit(&ring->shared->head, ring->head, memory_order_release);
 }
 
-void ipc_spsc_release(ipc_spsc_ring *ring)
+void ipc__spsc_release(ipc__spsc_ring *ring)
 {
     if (ring->pending == 0)
         return;
-    ipc_spsc_release_nowake(ring);
-    ipc_wait_notify(&ring->shared->space);
+    ipc__spsc_release_nowake(ring);
+    ipc__wait_notify(&ring->shared->space);
 }
 
-long ipc_spsc_pop(ipc_spsc_ring *ring, void *buf, size_t max)
+long ipc__spsc_pop(ipc__spsc_ring *ring, void *buf, size_t max)
 {
     const void *p;
     uint32_t n;
-    int rc = ipc_spsc_peek(ring, &p, &n);
+    int rc = ipc__spsc_peek(ring, &p, &n);
     if (rc <= 0)
         return rc == 0 ? -EAGAIN : rc;
     if (n > max) {
-        ipc_spsc_release(ring);
+        ipc__spsc_release(ring);
         return -EMSGSIZE;
     }
     if (n != 0)
         memcpy(buf, p, n);
-    ipc_spsc_release(ring);
+    ipc__spsc_release(ring);
     return (long)n;
 }
 
-int ipc_spsc_readable(ipc_spsc_ring *ring)
+int ipc__spsc_readable(ipc__spsc_ring *ring)
 {
     if (ring->broken)
         return ring->broken;
@@ -291,10 +291,10 @@ int ipc_spsc_readable(ipc_spsc_ring *ring)
 /* true when a peek would not return 0: a frame, or corruption to report. */
 static bool ipc__readable_ready(void *arg)
 {
-    return ipc_spsc_readable(arg) != 0;
+    return ipc__spsc_readable(arg) != 0;
 }
 
-int ipc_spsc_wait_readable(ipc_spsc_ring *ring, uint64_t spin_ns, uint64_t deadline_ns)
+int ipc__spsc_wait_readable(ipc__spsc_ring *ring, uint64_t spin_ns, uint64_t deadline_ns)
 {
-    return ipc_wait_until(&ring->shared->data, ipc__readable_ready, ring, spin_ns, deadline_ns);
+    return ipc__wait_until(&ring->shared->data, ipc__readable_ready, ring, spin_ns, deadline_ns);
 }

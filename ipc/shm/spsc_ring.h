@@ -7,8 +7,8 @@
  *
  *   offset   0  u64 tail    producer index: bytes ever published
  *   offset 128  u64 head    consumer index: bytes ever released
- *   offset 256  ipc_waitpoint data    the consumer sleeps here for data
- *   offset 384  ipc_waitpoint space   the producer sleeps here for space
+ *   offset 256  ipc__waitpoint data    the consumer sleeps here for data
+ *   offset 384  ipc__waitpoint space   the producer sleeps here for space
  *
  * Indices are free-running u64 byte counts; position = index & (capacity-1).
  * The data area holds records, 8-byte aligned and contiguous:
@@ -16,8 +16,8 @@
  *   u32 len | u32 reserved (0) | payload (len bytes) | pad to 8
  *
  * A record never straddles the end: when it does not fit, the producer writes
- * a wrap marker (len = IPC_SPSC_WRAP) and the record starts at offset 0.
- * Hence every payload up to ipc_spsc_max_payload(capacity) fits an empty
+ * a wrap marker (len = IPC__SPSC_WRAP) and the record starts at offset 0.
+ * Hence every payload up to ipc__spsc_max_payload(capacity) fits an empty
  * ring, and a longer one gives -EMSGSIZE instead of waiting forever.
  *
  * Trust: the peer may be hostile. Each side keeps its own index privately
@@ -38,38 +38,38 @@
 extern "C" {
 #endif
 
-#define IPC_SPSC_HEADER_SIZE 512
-#define IPC_SPSC_MIN_CAPACITY 4096
-#define IPC_SPSC_MAX_CAPACITY ((size_t)1 << 31)
+#define IPC__SPSC_HEADER_SIZE 512
+#define IPC__SPSC_MIN_CAPACITY 4096
+#define IPC__SPSC_MAX_CAPACITY ((size_t)1 << 31)
 /* Record header length meaning "skip to offset 0". */
-#define IPC_SPSC_WRAP 0xFFFFFFFFu
+#define IPC__SPSC_WRAP 0xFFFFFFFFu
 
-typedef struct ipc_spsc_shared {
+typedef struct ipc__spsc_shared {
     alignas(128) _Atomic uint64_t tail;
     alignas(128) _Atomic uint64_t head;
-    alignas(128) ipc_waitpoint data;
-    alignas(128) ipc_waitpoint space;
+    alignas(128) ipc__waitpoint data;
+    alignas(128) ipc__waitpoint space;
     uint8_t pad[120];
-} ipc_spsc_shared;
+} ipc__spsc_shared;
 
 #ifdef __cplusplus
-static_assert(sizeof(ipc_spsc_shared) == IPC_SPSC_HEADER_SIZE, "ring header is ABI");
+static_assert(sizeof(ipc__spsc_shared) == IPC__SPSC_HEADER_SIZE, "ring header is ABI");
 #else
-_Static_assert(sizeof(ipc_spsc_shared) == IPC_SPSC_HEADER_SIZE, "ring header is ABI");
-_Static_assert(offsetof(ipc_spsc_shared, head) == 128, "ring header is ABI");
-_Static_assert(offsetof(ipc_spsc_shared, data) == 256, "ring header is ABI");
-_Static_assert(offsetof(ipc_spsc_shared, space) == 384, "ring header is ABI");
+_Static_assert(sizeof(ipc__spsc_shared) == IPC__SPSC_HEADER_SIZE, "ring header is ABI");
+_Static_assert(offsetof(ipc__spsc_shared, head) == 128, "ring header is ABI");
+_Static_assert(offsetof(ipc__spsc_shared, data) == 256, "ring header is ABI");
+_Static_assert(offsetof(ipc__spsc_shared, space) == 384, "ring header is ABI");
 #endif
 
-typedef enum { IPC_SPSC_PRODUCER = 1, IPC_SPSC_CONSUMER = 2 } ipc_spsc_role;
+typedef enum { IPC__SPSC_PRODUCER = 1, IPC__SPSC_CONSUMER = 2 } ipc__spsc_role;
 
 /* Process-private view of one ring, for one side. */
-typedef struct ipc_spsc_ring {
-    ipc_spsc_shared *shared;
+typedef struct ipc__spsc_ring {
+    ipc__spsc_shared *shared;
     uint8_t *data;
     uint64_t capacity;
     uint64_t mask;
-    ipc_spsc_role role;
+    ipc__spsc_role role;
     uint64_t tail;    /* producer: own index (never read back from shared) */
     uint64_t head;    /* consumer: own index (never read back from shared) */
     uint64_t other;   /* last validated index of the other side */
@@ -77,49 +77,49 @@ typedef struct ipc_spsc_ring {
     uint64_t claimed; /* producer: payload bytes claimed */
     uint64_t pending; /* consumer: bytes the peeked frame releases */
     int broken;       /* sticky -EPROTO once the other side was caught lying */
-} ipc_spsc_ring;
+} ipc__spsc_ring;
 
 /* Largest payload that always fits: capacity / 2 - 16. */
-static inline size_t ipc_spsc_max_payload(size_t capacity)
+static inline size_t ipc__spsc_max_payload(size_t capacity)
 {
     return capacity / 2 - 16;
 }
 
-/* true for a power of two in [IPC_SPSC_MIN_CAPACITY, IPC_SPSC_MAX_CAPACITY]. */
-int ipc_spsc_capacity_ok(size_t capacity);
+/* true for a power of two in [IPC__SPSC_MIN_CAPACITY, IPC__SPSC_MAX_CAPACITY]. */
+int ipc__spsc_capacity_ok(size_t capacity);
 
 /* The creator formats the control block once (zeroes it). */
-void ipc_spsc_format(ipc_spsc_shared *shared, size_t capacity);
+void ipc__spsc_format(ipc__spsc_shared *shared, size_t capacity);
 
 /* 0, or -EINVAL for a bad capacity or role. data holds capacity bytes. */
-int ipc_spsc_attach(ipc_spsc_ring *ring, ipc_spsc_shared *shared, void *data,
-                    size_t capacity, ipc_spsc_role role);
+int ipc__spsc_attach(ipc__spsc_ring *ring, ipc__spsc_shared *shared, void *data,
+                    size_t capacity, ipc__spsc_role role);
 
 /* ------------------------------------------------------------ producer */
 
 /* 1: *payload points at len writable bytes in the ring; 0: no room now;
  * -EMSGSIZE: len can never fit; -EPROTO: the consumer's index is corrupt. */
-int ipc_spsc_claim(ipc_spsc_ring *ring, size_t len, void **payload);
+int ipc__spsc_claim(ipc__spsc_ring *ring, size_t len, void **payload);
 
 /* Publishes the claimed frame with its final length (len <= claimed) and
  * wakes a sleeping consumer. */
-void ipc_spsc_publish(ipc_spsc_ring *ring, size_t len);
+void ipc__spsc_publish(ipc__spsc_ring *ring, size_t len);
 
 /* The same for a consumer that never sleeps on this ring's data waitpoint
  * (it sleeps on a doorbell shared by many rings, which the caller rings
  * next, and whose fence then orders this publish): no fence, no wake. */
-void ipc_spsc_publish_nowake(ipc_spsc_ring *ring, size_t len);
+void ipc__spsc_publish_nowake(ipc__spsc_ring *ring, size_t len);
 
 /* claim + copy + publish: 1, 0 (full) or a negative errno as claim. */
-int ipc_spsc_push(ipc_spsc_ring *ring, const void *data, size_t len);
+int ipc__spsc_push(ipc__spsc_ring *ring, const void *data, size_t len);
 
 /* 1 when a claim of len would succeed now, 0 when full, or claim's errors;
  * writes nothing. */
-int ipc_spsc_writable(ipc_spsc_ring *ring, size_t len);
+int ipc__spsc_writable(ipc__spsc_ring *ring, size_t len);
 
 /* Waits (adaptive) until a claim of len can succeed: 0, -ETIMEDOUT, or
  * claim's errors. */
-int ipc_spsc_wait_writable(ipc_spsc_ring *ring, size_t len, uint64_t spin_ns,
+int ipc__spsc_wait_writable(ipc__spsc_ring *ring, size_t len, uint64_t spin_ns,
                            uint64_t deadline_ns);
 
 /* ------------------------------------------------------------ consumer */
@@ -128,25 +128,25 @@ int ipc_spsc_wait_writable(ipc_spsc_ring *ring, size_t len, uint64_t spin_ns,
  * 0: empty; -EPROTO: the producer's index or a record is corrupt. Repeated
  * peeks return the same frame. The payload lives in shared memory: a hostile
  * producer may still change it, so copy before trusting its content. */
-int ipc_spsc_peek(ipc_spsc_ring *ring, const void **payload, uint32_t *len);
+int ipc__spsc_peek(ipc__spsc_ring *ring, const void **payload, uint32_t *len);
 
 /* 1 when a frame is there, 0 when empty, -EPROTO when the producer's index
  * is corrupt; cheaper than peek (records are checked by peek). */
-int ipc_spsc_readable(ipc_spsc_ring *ring);
+int ipc__spsc_readable(ipc__spsc_ring *ring);
 
 /* Drops the peeked frame and wakes a producer waiting for space. */
-void ipc_spsc_release(ipc_spsc_ring *ring);
+void ipc__spsc_release(ipc__spsc_ring *ring);
 
 /* The same without waking: the caller wakes the producer (space waitpoint)
- * itself, e.g. with ipc_wait_notify_pair(). */
-void ipc_spsc_release_nowake(ipc_spsc_ring *ring);
+ * itself, e.g. with ipc__wait_notify_pair(). */
+void ipc__spsc_release_nowake(ipc__spsc_ring *ring);
 
 /* peek + copy + release: the length, 0-length frames included; -EAGAIN when
  * empty, -EMSGSIZE when longer than max (the frame is dropped), -EPROTO. */
-long ipc_spsc_pop(ipc_spsc_ring *ring, void *buf, size_t max);
+long ipc__spsc_pop(ipc__spsc_ring *ring, void *buf, size_t max);
 
 /* Waits (adaptive) for a frame: 0 (peek will not return 0), -ETIMEDOUT. */
-int ipc_spsc_wait_readable(ipc_spsc_ring *ring, uint64_t spin_ns, uint64_t deadline_ns);
+int ipc__spsc_wait_readable(ipc__spsc_ring *ring, uint64_t spin_ns, uint64_t deadline_ns);
 
 #ifdef __cplusplus
 }

@@ -19,25 +19,25 @@ using ipc_test::scaled;
 /* A ring in memory of its own: malloc'ed (or shared) so that ASan catches
  * any access past the data area. */
 struct Ring {
-    ipc_spsc_shared *shared;
+    ipc__spsc_shared *shared;
     uint8_t *data;
     size_t cap;
     bool mapped;
-    ipc_spsc_ring prod, cons;
+    ipc__spsc_ring prod, cons;
 
     explicit Ring(size_t capacity, bool shared_mem = false) : cap(capacity), mapped(shared_mem)
     {
         if (shared_mem) {
-            shared = static_cast<ipc_spsc_shared *>(ipc_test::shared_alloc(sizeof(*shared)));
+            shared = static_cast<ipc__spsc_shared *>(ipc_test::shared_alloc(sizeof(*shared)));
             data = static_cast<uint8_t *>(ipc_test::shared_alloc(cap));
         } else {
-            shared = static_cast<ipc_spsc_shared *>(aligned_alloc(128, sizeof(*shared)));
+            shared = static_cast<ipc__spsc_shared *>(aligned_alloc(128, sizeof(*shared)));
             data = static_cast<uint8_t *>(aligned_alloc(64, cap));
             memset(data, 0, cap);
         }
-        ipc_spsc_format(shared, cap);
-        EXPECT_EQ(ipc_spsc_attach(&prod, shared, data, cap, IPC_SPSC_PRODUCER), 0);
-        EXPECT_EQ(ipc_spsc_attach(&cons, shared, data, cap, IPC_SPSC_CONSUMER), 0);
+        ipc__spsc_format(shared, cap);
+        EXPECT_EQ(ipc__spsc_attach(&prod, shared, data, cap, IPC__SPSC_PRODUCER), 0);
+        EXPECT_EQ(ipc__spsc_attach(&cons, shared, data, cap, IPC__SPSC_CONSUMER), 0);
     }
     ~Ring()
     {
@@ -88,25 +88,25 @@ size_t size_for(uint64_t seq, size_t max)
 
 TEST(SpscRing, Layout)
 {
-    EXPECT_EQ(sizeof(ipc_spsc_shared), 512u);
-    EXPECT_EQ(offsetof(ipc_spsc_shared, tail), 0u);
-    EXPECT_EQ(offsetof(ipc_spsc_shared, head), 128u);
-    EXPECT_EQ(offsetof(ipc_spsc_shared, data), 256u);
-    EXPECT_EQ(offsetof(ipc_spsc_shared, space), 384u);
-    EXPECT_EQ(ipc_spsc_max_payload(4096), 2032u);
+    EXPECT_EQ(sizeof(ipc__spsc_shared), 512u);
+    EXPECT_EQ(offsetof(ipc__spsc_shared, tail), 0u);
+    EXPECT_EQ(offsetof(ipc__spsc_shared, head), 128u);
+    EXPECT_EQ(offsetof(ipc__spsc_shared, data), 256u);
+    EXPECT_EQ(offsetof(ipc__spsc_shared, space), 384u);
+    EXPECT_EQ(ipc__spsc_max_payload(4096), 2032u);
 }
 
 TEST(SpscRing, AttachRejectsBadCapacity)
 {
-    ipc_spsc_shared *sh = static_cast<ipc_spsc_shared *>(aligned_alloc(128, 512));
+    ipc__spsc_shared *sh = static_cast<ipc__spsc_shared *>(aligned_alloc(128, 512));
     std::vector<uint64_t> buf(1 << 14);
-    ipc_spsc_ring r;
-    EXPECT_EQ(ipc_spsc_attach(&r, sh, buf.data(), 2048, IPC_SPSC_PRODUCER), -EINVAL);
-    EXPECT_EQ(ipc_spsc_attach(&r, sh, buf.data(), 4096 + 8, IPC_SPSC_PRODUCER), -EINVAL);
-    EXPECT_EQ(ipc_spsc_attach(&r, sh, (uint8_t *)buf.data() + 1, 4096, IPC_SPSC_PRODUCER),
+    ipc__spsc_ring r;
+    EXPECT_EQ(ipc__spsc_attach(&r, sh, buf.data(), 2048, IPC__SPSC_PRODUCER), -EINVAL);
+    EXPECT_EQ(ipc__spsc_attach(&r, sh, buf.data(), 4096 + 8, IPC__SPSC_PRODUCER), -EINVAL);
+    EXPECT_EQ(ipc__spsc_attach(&r, sh, (uint8_t *)buf.data() + 1, 4096, IPC__SPSC_PRODUCER),
               -EINVAL);
-    EXPECT_EQ(ipc_spsc_attach(&r, sh, buf.data(), 4096, (ipc_spsc_role)7), -EINVAL);
-    EXPECT_EQ(ipc_spsc_attach(&r, sh, buf.data(), 8192, IPC_SPSC_CONSUMER), 0);
+    EXPECT_EQ(ipc__spsc_attach(&r, sh, buf.data(), 4096, (ipc__spsc_role)7), -EINVAL);
+    EXPECT_EQ(ipc__spsc_attach(&r, sh, buf.data(), 8192, IPC__SPSC_CONSUMER), 0);
     free(sh);
 }
 
@@ -116,19 +116,19 @@ TEST(SpscRing, EmptyAndZeroLength)
     const void *p;
     uint32_t n = 99;
     uint8_t buf[16];
-    EXPECT_EQ(ipc_spsc_peek(&r.cons, &p, &n), 0);
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, buf, sizeof(buf)), -EAGAIN);
-    EXPECT_EQ(ipc_spsc_push(&r.prod, nullptr, 0), 1);
-    EXPECT_EQ(ipc_spsc_push(&r.prod, "abc", 3), 1);
-    EXPECT_EQ(ipc_spsc_peek(&r.cons, &p, &n), 1);
+    EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), 0);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), -EAGAIN);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, nullptr, 0), 1);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, "abc", 3), 1);
+    EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), 1);
     EXPECT_EQ(n, 0u);
-    EXPECT_EQ(ipc_spsc_peek(&r.cons, &p, &n), 1) << "peek is repeatable";
+    EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), 1) << "peek is repeatable";
     EXPECT_EQ(n, 0u);
-    ipc_spsc_release(&r.cons);
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, buf, sizeof(buf)), 3);
+    ipc__spsc_release(&r.cons);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 3);
     EXPECT_EQ(memcmp(buf, "abc", 3), 0);
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, buf, sizeof(buf)), -EAGAIN);
-    ipc_spsc_release(&r.cons); /* nothing peeked: no-op */
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), -EAGAIN);
+    ipc__spsc_release(&r.cons); /* nothing peeked: no-op */
     EXPECT_EQ(atomic_load(&r.shared->head), atomic_load(&r.shared->tail));
 }
 
@@ -137,20 +137,20 @@ TEST(SpscRing, ExactLargestFrameFitsAtEveryOffset)
 {
     for (size_t cap : {4096u, 8192u, 65536u}) {
         Ring r(cap);
-        size_t max = ipc_spsc_max_payload(cap);
+        size_t max = ipc__spsc_max_payload(cap);
         std::vector<uint8_t> big(max + 1), out(max + 1);
         for (size_t shift = 0; shift < cap; shift += (cap == 4096 ? 8 : 264)) {
             fill(big.data(), max, shift);
-            ASSERT_EQ(ipc_spsc_push(&r.prod, big.data(), max), 1) << cap << " " << shift;
-            ASSERT_EQ(ipc_spsc_pop(&r.cons, out.data(), out.size()), (long)max);
+            ASSERT_EQ(ipc__spsc_push(&r.prod, big.data(), max), 1) << cap << " " << shift;
+            ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), out.size()), (long)max);
             ASSERT_TRUE(check(out.data(), max, shift));
             /* Move the indices along by 8 bytes (one zero-length record). */
-            ASSERT_EQ(ipc_spsc_push(&r.prod, nullptr, 0), 1);
-            ASSERT_EQ(ipc_spsc_pop(&r.cons, out.data(), 0), 0);
+            ASSERT_EQ(ipc__spsc_push(&r.prod, nullptr, 0), 1);
+            ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), 0), 0);
         }
-        EXPECT_EQ(ipc_spsc_push(&r.prod, big.data(), max + 1), -EMSGSIZE);
+        EXPECT_EQ(ipc__spsc_push(&r.prod, big.data(), max + 1), -EMSGSIZE);
         void *p;
-        EXPECT_EQ(ipc_spsc_claim(&r.prod, (size_t)1 << 40, &p), -EMSGSIZE);
+        EXPECT_EQ(ipc__spsc_claim(&r.prod, (size_t)1 << 40, &p), -EMSGSIZE);
     }
 }
 
@@ -159,30 +159,30 @@ TEST(SpscRing, FullThenSpaceAgain)
     Ring r(4096);
     uint8_t frame[56] = {1};
     int pushed = 0;
-    while (ipc_spsc_push(&r.prod, frame, sizeof(frame)) == 1)
+    while (ipc__spsc_push(&r.prod, frame, sizeof(frame)) == 1)
         pushed++;
     EXPECT_EQ(pushed, 4096 / 64);
-    EXPECT_EQ(ipc_spsc_writable(&r.prod, 0), 0);
-    EXPECT_EQ(ipc_spsc_wait_writable(&r.prod, 0, 0, now_ns() + 5000000), -ETIMEDOUT);
+    EXPECT_EQ(ipc__spsc_writable(&r.prod, 0), 0);
+    EXPECT_EQ(ipc__spsc_wait_writable(&r.prod, 0, 0, now_ns() + 5000000), -ETIMEDOUT);
     uint8_t out[64];
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, out, sizeof(out)), 56);
-    EXPECT_EQ(ipc_spsc_wait_writable(&r.prod, 56, 0, now_ns() + 5000000), 0);
-    EXPECT_EQ(ipc_spsc_push(&r.prod, frame, sizeof(frame)), 1);
-    EXPECT_EQ(ipc_spsc_push(&r.prod, frame, 0), 0);
-    while (ipc_spsc_pop(&r.cons, out, sizeof(out)) == 56)
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, out, sizeof(out)), 56);
+    EXPECT_EQ(ipc__spsc_wait_writable(&r.prod, 56, 0, now_ns() + 5000000), 0);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, frame, sizeof(frame)), 1);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, frame, 0), 0);
+    while (ipc__spsc_pop(&r.cons, out, sizeof(out)) == 56)
         pushed--;
     EXPECT_EQ(pushed, 0);
-    EXPECT_EQ(ipc_spsc_wait_readable(&r.cons, 1000, now_ns() + 5000000), -ETIMEDOUT);
+    EXPECT_EQ(ipc__spsc_wait_readable(&r.cons, 1000, now_ns() + 5000000), -ETIMEDOUT);
 }
 
 TEST(SpscRing, TooLongForBufferIsDropped)
 {
     Ring r(4096);
-    EXPECT_EQ(ipc_spsc_push(&r.prod, "0123456789", 10), 1);
-    EXPECT_EQ(ipc_spsc_push(&r.prod, "xy", 2), 1);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, "0123456789", 10), 1);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, "xy", 2), 1);
     char buf[8];
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, buf, 4), -EMSGSIZE);
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, buf, sizeof(buf)), 2);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, 4), -EMSGSIZE);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 2);
     EXPECT_EQ(memcmp(buf, "xy", 2), 0);
 }
 
@@ -194,10 +194,10 @@ TEST(SpscRing, PublishShorterThanClaimed)
     for (int i = 0; i < 200; i++) {
         void *p;
         size_t want = 100 + (size_t)i * 7 % 1900;
-        ASSERT_EQ(ipc_spsc_claim(&r.prod, want, &p), 1);
+        ASSERT_EQ(ipc__spsc_claim(&r.prod, want, &p), 1);
         fill(static_cast<uint8_t *>(p), want / 2, (uint64_t)i);
-        ipc_spsc_publish(&r.prod, want / 2);
-        ASSERT_EQ(ipc_spsc_pop(&r.cons, out, sizeof(out)), (long)(want / 2));
+        ipc__spsc_publish(&r.prod, want / 2);
+        ASSERT_EQ(ipc__spsc_pop(&r.cons, out, sizeof(out)), (long)(want / 2));
         ASSERT_TRUE(check(out, want / 2, (uint64_t)i));
     }
 }
@@ -209,15 +209,15 @@ TEST(SpscRing, PublishNowakePublishesWithoutBumpingTheWaitpoint)
     Ring r(4096);
     atomic_store(&r.shared->data.waiters, 1u); /* as if the consumer slept here */
     uint8_t out[16];
-    ASSERT_EQ(ipc_spsc_push(&r.prod, "a", 1), 1);
+    ASSERT_EQ(ipc__spsc_push(&r.prod, "a", 1), 1);
     EXPECT_EQ(atomic_load(&r.shared->data.seq), 1u);
     void *p;
-    ASSERT_EQ(ipc_spsc_claim(&r.prod, 2, &p), 1);
+    ASSERT_EQ(ipc__spsc_claim(&r.prod, 2, &p), 1);
     memcpy(p, "bc", 2);
-    ipc_spsc_publish_nowake(&r.prod, 2);
+    ipc__spsc_publish_nowake(&r.prod, 2);
     EXPECT_EQ(atomic_load(&r.shared->data.seq), 1u);
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, out, sizeof(out)), 1);
-    EXPECT_EQ(ipc_spsc_pop(&r.cons, out, sizeof(out)), 2);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, out, sizeof(out)), 1);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, out, sizeof(out)), 2);
     EXPECT_EQ(memcmp(out, "bc", 2), 0);
     atomic_store(&r.shared->data.waiters, 0u);
 }
@@ -226,18 +226,18 @@ TEST(SpscRing, PublishNowakePublishesWithoutBumpingTheWaitpoint)
 void threaded_stream(size_t cap, uint64_t frames, uint64_t spin_ns)
 {
     Ring r(cap);
-    size_t max = ipc_spsc_max_payload(cap);
+    size_t max = ipc__spsc_max_payload(cap);
     std::thread prod([&] {
         std::vector<uint8_t> buf(max);
         for (uint64_t i = 0; i < frames; i++) {
             size_t n = size_for(i, max);
             void *p;
             int rc;
-            while ((rc = ipc_spsc_claim(&r.prod, n, &p)) == 0)
-                ASSERT_EQ(ipc_spsc_wait_writable(&r.prod, n, spin_ns, now_ns() + 10000000000ull), 0);
+            while ((rc = ipc__spsc_claim(&r.prod, n, &p)) == 0)
+                ASSERT_EQ(ipc__spsc_wait_writable(&r.prod, n, spin_ns, now_ns() + 10000000000ull), 0);
             ASSERT_EQ(rc, 1);
             fill(static_cast<uint8_t *>(p), n, i);
-            ipc_spsc_publish(&r.prod, n);
+            ipc__spsc_publish(&r.prod, n);
         }
     });
     uint64_t bad = 0;
@@ -245,12 +245,12 @@ void threaded_stream(size_t cap, uint64_t frames, uint64_t spin_ns)
         const void *p;
         uint32_t n;
         int rc;
-        while ((rc = ipc_spsc_peek(&r.cons, &p, &n)) == 0)
-            ASSERT_EQ(ipc_spsc_wait_readable(&r.cons, spin_ns, now_ns() + 10000000000ull), 0);
+        while ((rc = ipc__spsc_peek(&r.cons, &p, &n)) == 0)
+            ASSERT_EQ(ipc__spsc_wait_readable(&r.cons, spin_ns, now_ns() + 10000000000ull), 0);
         ASSERT_EQ(rc, 1);
         if (n != size_for(i, max) || !check(static_cast<const uint8_t *>(p), n, i))
             bad++;
-        ipc_spsc_release(&r.cons);
+        ipc__spsc_release(&r.cons);
     }
     prod.join();
     EXPECT_EQ(bad, 0u);
@@ -272,19 +272,19 @@ TEST(SpscRing, ForkedWrapAroundChecksummed)
     const size_t cap = 4096;
     uint64_t frames = scaled(1000000);
     Ring r(cap, true);
-    size_t max = ipc_spsc_max_payload(cap);
+    size_t max = ipc__spsc_max_payload(cap);
     pid_t child = ipc_test::fork_child([&] {
         for (uint64_t i = 0; i < frames; i++) {
             size_t n = size_for(i, max);
             void *p;
             int rc;
-            while ((rc = ipc_spsc_claim(&r.prod, n, &p)) == 0)
-                if (ipc_spsc_wait_writable(&r.prod, n, 20000, now_ns() + 10000000000ull) != 0)
+            while ((rc = ipc__spsc_claim(&r.prod, n, &p)) == 0)
+                if (ipc__spsc_wait_writable(&r.prod, n, 20000, now_ns() + 10000000000ull) != 0)
                     return 2;
             if (rc != 1)
                 return 3;
             fill(static_cast<uint8_t *>(p), n, i);
-            ipc_spsc_publish(&r.prod, n);
+            ipc__spsc_publish(&r.prod, n);
         }
         return 0;
     });
@@ -292,8 +292,8 @@ TEST(SpscRing, ForkedWrapAroundChecksummed)
     std::vector<uint8_t> buf(max);
     for (uint64_t i = 0; i < frames; i++) {
         long n;
-        while ((n = ipc_spsc_pop(&r.cons, buf.data(), buf.size())) == -EAGAIN)
-            ASSERT_EQ(ipc_spsc_wait_readable(&r.cons, 20000, now_ns() + 10000000000ull), 0);
+        while ((n = ipc__spsc_pop(&r.cons, buf.data(), buf.size())) == -EAGAIN)
+            ASSERT_EQ(ipc__spsc_wait_readable(&r.cons, 20000, now_ns() + 10000000000ull), 0);
         ASSERT_GE(n, 0);
         if ((size_t)n != size_for(i, max) || !check(buf.data(), (size_t)n, i))
             bad++;
@@ -317,15 +317,15 @@ TEST(SpscRing, HostileProducerGarbage)
         int honest = (int)(rng() % 40);
         uint8_t tmp[2048];
         for (int i = 0; i < honest; i++) {
-            if (ipc_spsc_push(&r.prod, tmp, rng() % 200) == 0 || rng() % 2)
-                ASSERT_GE(ipc_spsc_pop(&r.cons, tmp, sizeof(tmp)), 0);
+            if (ipc__spsc_push(&r.prod, tmp, rng() % 200) == 0 || rng() % 2)
+                ASSERT_GE(ipc__spsc_pop(&r.cons, tmp, sizeof(tmp)), 0);
         }
         /* Scribble: random words in the data area, random tail. */
         int scribbles = (int)(rng() % 8);
         for (int i = 0; i < scribbles; i++) {
             uint32_t v = (uint32_t)rng();
             switch (rng() % 4) {
-            case 0: v = IPC_SPSC_WRAP; break;
+            case 0: v = IPC__SPSC_WRAP; break;
             case 1: v %= 4096; break;
             default: break;
             }
@@ -341,24 +341,24 @@ TEST(SpscRing, HostileProducerGarbage)
         for (int i = 0; i < 1000; i++) {
             const void *p;
             uint32_t n;
-            int rc = ipc_spsc_peek(&r.cons, &p, &n);
+            int rc = ipc__spsc_peek(&r.cons, &p, &n);
             if (rc == 0)
                 break;
             if (rc == -EPROTO) {
                 eproto++;
-                EXPECT_EQ(ipc_spsc_peek(&r.cons, &p, &n), -EPROTO) << "sticky";
+                EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), -EPROTO) << "sticky";
                 break;
             }
             ASSERT_EQ(rc, 1);
             const uint8_t *b = static_cast<const uint8_t *>(p);
             ASSERT_GE(b, r.data + 8);
             ASSERT_LE(b + n, r.data + r.cap);
-            ASSERT_LE(n, ipc_spsc_max_payload(r.cap));
+            ASSERT_LE(n, ipc__spsc_max_payload(r.cap));
             volatile uint8_t sink = 0;
             for (uint32_t k = 0; k < n; k++) /* touch every byte: ASan checks */
                 sink = sink + b[k];
             frames++;
-            ipc_spsc_release(&r.cons);
+            ipc__spsc_release(&r.cons);
             ASSERT_LT(i, 999) << "no endless frame stream from a fixed tail";
         }
     }
@@ -377,8 +377,8 @@ TEST(SpscRing, HostileConsumerGarbage)
         int honest = (int)(rng() % 40);
         uint8_t tmp[2048];
         for (int i = 0; i < honest; i++) {
-            if (ipc_spsc_push(&r.prod, tmp, rng() % 300) == 1 && rng() % 3)
-                ASSERT_GE(ipc_spsc_pop(&r.cons, tmp, sizeof(tmp)), 0);
+            if (ipc__spsc_push(&r.prod, tmp, rng() % 300) == 1 && rng() % 3)
+                ASSERT_GE(ipc__spsc_pop(&r.cons, tmp, sizeof(tmp)), 0);
         }
         switch (rng() % 3) {
         case 0: atomic_store(&r.shared->head, (uint64_t)rng()); break;
@@ -388,13 +388,13 @@ TEST(SpscRing, HostileConsumerGarbage)
         for (int i = 0; i < 100; i++) {
             void *p;
             size_t n = rng() % 2100;
-            int rc = ipc_spsc_claim(&r.prod, n, &p);
+            int rc = ipc__spsc_claim(&r.prod, n, &p);
             if (rc == -EPROTO) {
                 eproto++;
                 break;
             }
             if (rc == -EMSGSIZE) {
-                ASSERT_GT(n, ipc_spsc_max_payload(r.cap));
+                ASSERT_GT(n, ipc__spsc_max_payload(r.cap));
                 continue;
             }
             if (rc == 0)
@@ -402,7 +402,7 @@ TEST(SpscRing, HostileConsumerGarbage)
             ASSERT_GE(static_cast<uint8_t *>(p), r.data + 8);
             ASSERT_LE(static_cast<uint8_t *>(p) + n, r.data + r.cap);
             memset(p, 0xAB, n);
-            ipc_spsc_publish(&r.prod, n);
+            ipc__spsc_publish(&r.prod, n);
         }
     }
     EXPECT_GT(eproto, 0u);
@@ -413,11 +413,11 @@ TEST(SpscRing, SpecificCorruptionsDetected)
 {
     auto expect_eproto = [](const char *what, const std::function<void(Ring &)> &poke) {
         Ring r(4096);
-        ASSERT_EQ(ipc_spsc_push(&r.prod, "hello", 5), 1);
+        ASSERT_EQ(ipc__spsc_push(&r.prod, "hello", 5), 1);
         poke(r);
         const void *p;
         uint32_t n;
-        EXPECT_EQ(ipc_spsc_peek(&r.cons, &p, &n), -EPROTO) << what;
+        EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), -EPROTO) << what;
     };
     uint32_t v;
     expect_eproto("tail beyond head + capacity", [](Ring &r) { atomic_store(&r.shared->tail, 4104ull); });
@@ -426,33 +426,33 @@ TEST(SpscRing, SpecificCorruptionsDetected)
     expect_eproto("len past tail", [&](Ring &r) { v = 9; memcpy(r.data, &v, 4); });
     expect_eproto("len > max", [&](Ring &r) { v = 3000; memcpy(r.data, &v, 4); });
     expect_eproto("reserved != 0", [&](Ring &r) { v = 1; memcpy(r.data + 4, &v, 4); });
-    expect_eproto("wrap at offset 0", [&](Ring &r) { v = IPC_SPSC_WRAP; memcpy(r.data, &v, 4); });
+    expect_eproto("wrap at offset 0", [&](Ring &r) { v = IPC__SPSC_WRAP; memcpy(r.data, &v, 4); });
 
     /* A wrap marker with no record after it before tail. */
     Ring r(4096);
     uint8_t buf[2048];
-    ASSERT_EQ(ipc_spsc_push(&r.prod, buf, 2000), 1);
-    ASSERT_EQ(ipc_spsc_pop(&r.cons, buf, sizeof(buf)), 2000);
-    ASSERT_EQ(ipc_spsc_push(&r.prod, buf, 2000), 1); /* at 2008 .. 4016 */
-    ASSERT_EQ(ipc_spsc_pop(&r.cons, buf, sizeof(buf)), 2000);
-    ASSERT_EQ(ipc_spsc_push(&r.prod, buf, 100), 1); /* wraps: marker at 4016 */
+    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 2000), 1);
+    ASSERT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 2000);
+    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 2000), 1); /* at 2008 .. 4016 */
+    ASSERT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 2000);
+    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 100), 1); /* wraps: marker at 4016 */
     atomic_store(&r.shared->tail, 4096ull);          /* only the marker published */
     const void *p;
     uint32_t n;
-    EXPECT_EQ(ipc_spsc_peek(&r.cons, &p, &n), -EPROTO);
+    EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), -EPROTO);
 
     /* Producer side: head ahead of tail, or more than capacity behind. */
     for (uint64_t bad_head : std::initializer_list<uint64_t>{4096 + 8, (uint64_t)-8}) {
         Ring q(4096);
         void *w;
-        EXPECT_EQ(ipc_spsc_push(&q.prod, buf, 4000 - 8), -EMSGSIZE);
+        EXPECT_EQ(ipc__spsc_push(&q.prod, buf, 4000 - 8), -EMSGSIZE);
         int pushed = 0;
-        while (ipc_spsc_push(&q.prod, buf, 56) == 1)
+        while (ipc__spsc_push(&q.prod, buf, 56) == 1)
             pushed++;
         ASSERT_EQ(pushed, 64);
         atomic_store(&q.shared->head, bad_head);
-        EXPECT_EQ(ipc_spsc_claim(&q.prod, 8, &w), -EPROTO);
-        EXPECT_EQ(ipc_spsc_writable(&q.prod, 0), -EPROTO) << "sticky";
+        EXPECT_EQ(ipc__spsc_claim(&q.prod, 8, &w), -EPROTO);
+        EXPECT_EQ(ipc__spsc_writable(&q.prod, 0), -EPROTO) << "sticky";
     }
 }
 

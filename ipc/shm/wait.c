@@ -12,7 +12,7 @@
  * ~10-140 ns depending on the CPU, so the clock stays a small fraction. */
 #define IPC__SPIN_CLOCK_EVERY 64
 
-void ipc_waitpoint_init(ipc_waitpoint *w)
+void ipc__waitpoint_init(ipc__waitpoint *w)
 {
     atomic_store_explicit(&w->seq, 0, memory_order_relaxed);
     atomic_store_explicit(&w->waiters, 0, memory_order_relaxed);
@@ -39,7 +39,7 @@ static bool ipc__spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64
         for (int i = 0; i < IPC__SPIN_CLOCK_EVERY; i++) {
             if (ready(arg))
                 return true;
-            ipc_wait_cpu_relax();
+            ipc__wait_cpu_relax();
         }
         if (ipc__now_ns() >= stop)
             return false;
@@ -50,7 +50,7 @@ static bool ipc__spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64
  * false once it has passed. NULL *out means "no limit". */
 static bool ipc__timeout_left(uint64_t deadline_ns, struct timespec *ts, struct timespec **out)
 {
-    if (deadline_ns == IPC_WAIT_FOREVER) {
+    if (deadline_ns == IPC__WAIT_FOREVER) {
         *out = NULL;
         return true;
     }
@@ -64,7 +64,7 @@ static bool ipc__timeout_left(uint64_t deadline_ns, struct timespec *ts, struct 
     return true;
 }
 
-static int ipc__sleep(ipc_waitpoint *w, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
+static int ipc__sleep(ipc__waitpoint *w, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
 {
     /* W1 of the handshake: announce ourselves before looking at the state. */
     atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
@@ -72,7 +72,7 @@ static int ipc__sleep(ipc_waitpoint *w, bool (*ready)(void *), void *arg, uint64
     int rc = 0;
     for (;;) {
         /* W2: read seq before ready(). Acquire pairs with the release bump
-         * in ipc_wait_notify(): seeing the bump means seeing the state. */
+         * in ipc__wait_notify(): seeing the bump means seeing the state. */
         uint32_t seen = atomic_load_explicit(&w->seq, memory_order_acquire);
         if (ready(arg))
             break;
@@ -90,7 +90,7 @@ static int ipc__sleep(ipc_waitpoint *w, bool (*ready)(void *), void *arg, uint64
     return rc;
 }
 
-int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg, uint64_t spin_ns,
+int ipc__wait_until(ipc__waitpoint *w, bool (*ready)(void *arg), void *arg, uint64_t spin_ns,
                    uint64_t deadline_ns)
 {
     if (ready(arg) || ipc__spin(ready, arg, spin_ns, deadline_ns))
@@ -103,7 +103,7 @@ int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg, uint64
 }
 
 /* P2 and P3 of the handshake, after the caller's fence. */
-static void ipc__wake_sleepers(ipc_waitpoint *w)
+static void ipc__wake_sleepers(ipc__waitpoint *w)
 {
     /* Relaxed is enough: the caller's fence pairs with the waiter's (the
      * store-buffering litmus with seq_cst fences) and orders this read
@@ -115,14 +115,14 @@ static void ipc__wake_sleepers(ipc_waitpoint *w)
     (void)ipc__futex(&w->seq, FUTEX_WAKE, INT_MAX, NULL);
 }
 
-void ipc_wait_notify(ipc_waitpoint *w)
+void ipc__wait_notify(ipc__waitpoint *w)
 {
     /* P1 (the caller's store) is ordered before P2 by this fence. */
     atomic_thread_fence(memory_order_seq_cst);
     ipc__wake_sleepers(w);
 }
 
-void ipc_wait_notify_pair(ipc_waitpoint *a, ipc_waitpoint *b)
+void ipc__wait_notify_pair(ipc__waitpoint *a, ipc__waitpoint *b)
 {
     /* P1 (both of the caller's stores) before P2 (both checks). */
     atomic_thread_fence(memory_order_seq_cst);
@@ -130,14 +130,14 @@ void ipc_wait_notify_pair(ipc_waitpoint *a, ipc_waitpoint *b)
     ipc__wake_sleepers(b);
 }
 
-void ipc_wait_subscribe(ipc_waitpoint *w)
+void ipc__wait_subscribe(ipc__waitpoint *w)
 {
     /* seq_cst: ordered before the subscriber's first read of seq, so a
      * notify either sees this count or comes before that read. */
     atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
 }
 
-void ipc_wait_unsubscribe(ipc_waitpoint *w)
+void ipc__wait_unsubscribe(ipc__waitpoint *w)
 {
     atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_relaxed);
 }

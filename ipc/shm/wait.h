@@ -4,7 +4,7 @@
  * A waiter spins for a while (cheap when the peer answers within
  * microseconds), then sleeps in the kernel with FUTEX_WAIT. A publisher that
  * changed the state a waiter's ready() predicate looks at calls
- * ipc_wait_notify(), which costs a fence and a load, and a syscall only when
+ * ipc__wait_notify(), which costs a fence and a load, and a syscall only when
  * somebody actually sleeps.
  *
  * Lost-wake freedom (Dekker / store buffering with seq_cst fences):
@@ -37,50 +37,50 @@ extern "C" {
 #endif
 
 /* Shared between processes: fixed layout, 8 bytes, zero is a valid state. */
-typedef struct ipc_waitpoint {
+typedef struct ipc__waitpoint {
     _Atomic uint32_t seq;     /* futex word: bumped by every waking notify */
     _Atomic uint32_t waiters; /* how many are in (or about to enter) the kernel */
-} ipc_waitpoint;
+} ipc__waitpoint;
 
 #ifdef __cplusplus
-static_assert(sizeof(ipc_waitpoint) == 8, "ipc_waitpoint is ABI: 8 bytes");
+static_assert(sizeof(ipc__waitpoint) == 8, "ipc__waitpoint is ABI: 8 bytes");
 #else
-_Static_assert(sizeof(ipc_waitpoint) == 8, "ipc_waitpoint is ABI: 8 bytes");
+_Static_assert(sizeof(ipc__waitpoint) == 8, "ipc__waitpoint is ABI: 8 bytes");
 #endif
 
 /* Absolute deadline meaning "no limit": the transports' IPC_FOREVER. */
-#define IPC_WAIT_FOREVER IPC_FOREVER
+#define IPC__WAIT_FOREVER IPC_FOREVER
 
-void ipc_waitpoint_init(ipc_waitpoint *w);
+void ipc__waitpoint_init(ipc__waitpoint *w);
 
 /* Waits until ready(arg) returns true (0) or the absolute CLOCK_MONOTONIC
  * deadline_ns passes (-ETIMEDOUT; ready() was false at the last look).
  * Spins for up to spin_ns first (0: no spinning). Signals, spurious wakes and
  * stale futex values are retried, never reported. ready() must be cheap and
  * may be called many times. */
-int ipc_wait_until(ipc_waitpoint *w, bool (*ready)(void *arg), void *arg,
+int ipc__wait_until(ipc__waitpoint *w, bool (*ready)(void *arg), void *arg,
                    uint64_t spin_ns, uint64_t deadline_ns);
 
 /* Wakes every sleeper of w. Call it after the store that makes ready() true
  * (any memory order: the fence inside orders it). */
-void ipc_wait_notify(ipc_waitpoint *w);
+void ipc__wait_notify(ipc__waitpoint *w);
 
-/* ipc_wait_notify() for two waitpoints that one store each made ready, with
+/* ipc__wait_notify() for two waitpoints that one store each made ready, with
  * one fence for both: the stores, then the fence, then both checks. */
-void ipc_wait_notify_pair(ipc_waitpoint *a, ipc_waitpoint *b);
+void ipc__wait_notify_pair(ipc__waitpoint *a, ipc__waitpoint *b);
 
 /*
- * A standing subscription: while one is held, every ipc_wait_notify() on w
+ * A standing subscription: while one is held, every ipc__wait_notify() on w
  * bumps seq and wakes, as if a waiter were always asleep. For a watcher that
- * follows seq from outside ipc_wait_until() (the event-fd relay): it reads
+ * follows seq from outside ipc__wait_until() (the event-fd relay): it reads
  * seq, checks its condition, and is then sure to see seq move on any later
  * notify. Costs each notifier a futex wake while held.
  */
-void ipc_wait_subscribe(ipc_waitpoint *w);
-void ipc_wait_unsubscribe(ipc_waitpoint *w);
+void ipc__wait_subscribe(ipc__waitpoint *w);
+void ipc__wait_unsubscribe(ipc__waitpoint *w);
 
 /* One CPU relax hint for spin loops. */
-static inline void ipc_wait_cpu_relax(void)
+static inline void ipc__wait_cpu_relax(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();

@@ -22,8 +22,8 @@ constexpr uint64_t kSec = 1000000000ull;
 
 /* Two one-way channels in shared memory: ping (parent -> child) and pong. */
 struct PingPong {
-    ipc_waitpoint ping_wp;
-    ipc_waitpoint pong_wp;
+    ipc__waitpoint ping_wp;
+    ipc__waitpoint pong_wp;
     _Atomic uint64_t ping;
     _Atomic uint64_t pong;
 };
@@ -40,24 +40,24 @@ bool reached(void *arg)
 }
 
 /* Waits for *word >= value; false on a (10 s) timeout, which is a hang. */
-bool wait_for(ipc_waitpoint *wp, _Atomic uint64_t *word, uint64_t value, uint64_t spin_ns)
+bool wait_for(ipc__waitpoint *wp, _Atomic uint64_t *word, uint64_t value, uint64_t spin_ns)
 {
     Want w{word, value};
-    return ipc_wait_until(wp, reached, &w, spin_ns, now_ns() + 10 * kSec) == 0;
+    return ipc__wait_until(wp, reached, &w, spin_ns, now_ns() + 10 * kSec) == 0;
 }
 
-void publish(ipc_waitpoint *wp, _Atomic uint64_t *word, uint64_t value)
+void publish(ipc__waitpoint *wp, _Atomic uint64_t *word, uint64_t value)
 {
     atomic_store_explicit(word, value, memory_order_release);
-    ipc_wait_notify(wp);
+    ipc__wait_notify(wp);
 }
 
 /* Parent pings, the forked child pongs; returns ns per round trip. */
 double forked_ping_pong(uint64_t rounds, uint64_t spin_ns)
 {
     auto *pp = static_cast<PingPong *>(ipc_test::shared_alloc(sizeof(PingPong)));
-    ipc_waitpoint_init(&pp->ping_wp);
-    ipc_waitpoint_init(&pp->pong_wp);
+    ipc__waitpoint_init(&pp->ping_wp);
+    ipc__waitpoint_init(&pp->pong_wp);
     pid_t child = ipc_test::fork_child([&] {
         for (uint64_t i = 1; i <= rounds; i++) {
             if (!wait_for(&pp->ping_wp, &pp->ping, i, spin_ns))
@@ -81,7 +81,7 @@ double forked_ping_pong(uint64_t rounds, uint64_t spin_ns)
 
 TEST(Wait, WaitpointIsEightBytes)
 {
-    EXPECT_EQ(sizeof(ipc_waitpoint), 8u);
+    EXPECT_EQ(sizeof(ipc__waitpoint), 8u);
 }
 
 /* spin_ns = 0: every handoff sleeps in and wakes through the futex. */
@@ -133,12 +133,12 @@ bool never(void *) { return false; }
 
 TEST(Wait, TimeoutNotBeforeDeadline)
 {
-    ipc_waitpoint w;
-    ipc_waitpoint_init(&w);
+    ipc__waitpoint w;
+    ipc__waitpoint_init(&w);
     for (uint64_t spin : std::initializer_list<uint64_t>{0, 50000, 100000000}) {
         for (uint64_t rel : std::initializer_list<uint64_t>{0, 1000, 1000000, 20000000}) {
             uint64_t deadline = now_ns() + rel;
-            EXPECT_EQ(ipc_wait_until(&w, never, nullptr, spin, deadline), -ETIMEDOUT);
+            EXPECT_EQ(ipc__wait_until(&w, never, nullptr, spin, deadline), -ETIMEDOUT);
             uint64_t late = now_ns();
             EXPECT_GE(late, deadline);
             EXPECT_LT(late - deadline, 500000000ull) << "woke far too late";
@@ -149,14 +149,14 @@ TEST(Wait, TimeoutNotBeforeDeadline)
 
 TEST(Wait, PastDeadlineReturnsReadyFirst)
 {
-    ipc_waitpoint w;
-    ipc_waitpoint_init(&w);
-    EXPECT_EQ(ipc_wait_until(&w, [](void *) { return true; }, nullptr, 0, 0), 0);
-    EXPECT_EQ(ipc_wait_until(&w, never, nullptr, 0, 0), -ETIMEDOUT);
+    ipc__waitpoint w;
+    ipc__waitpoint_init(&w);
+    EXPECT_EQ(ipc__wait_until(&w, [](void *) { return true; }, nullptr, 0, 0), 0);
+    EXPECT_EQ(ipc__wait_until(&w, never, nullptr, 0, 0), -ETIMEDOUT);
 }
 
 struct Flag {
-    ipc_waitpoint w;
+    ipc__waitpoint w;
     _Atomic uint64_t v;
 };
 
@@ -174,7 +174,7 @@ TEST(Wait, HugeTimeoutNotTruncated)
             publish(&f.w, &f.v, 1);
         });
         Want want{&f.v, 1};
-        EXPECT_EQ(ipc_wait_until(&f.w, reached, &want, 0, deadline), 0) << rel;
+        EXPECT_EQ(ipc__wait_until(&f.w, reached, &want, 0, deadline), 0) << rel;
         EXPECT_GE(now_ns() - start, 100000000ull);
         t.join();
     }
@@ -191,13 +191,13 @@ TEST(Wait, SpuriousWakesAreNotTimeouts)
         while (!stop.load()) {
             atomic_fetch_add(&f.w.waiters, 0); /* touch */
             atomic_fetch_add_explicit(&f.w.seq, 1, memory_order_release);
-            ipc_wait_notify(&f.w);
+            ipc__wait_notify(&f.w);
             usleep(200);
         }
     });
     Want want{&f.v, 1};
     uint64_t deadline = now_ns() + 200000000ull;
-    EXPECT_EQ(ipc_wait_until(&f.w, reached, &want, 0, deadline), -ETIMEDOUT);
+    EXPECT_EQ(ipc__wait_until(&f.w, reached, &want, 0, deadline), -ETIMEDOUT);
     EXPECT_GE(now_ns(), deadline);
 
     std::thread setter([&] {
@@ -205,7 +205,7 @@ TEST(Wait, SpuriousWakesAreNotTimeouts)
         publish(&f.w, &f.v, 1);
     });
     uint64_t t0 = now_ns();
-    EXPECT_EQ(ipc_wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec), 0);
+    EXPECT_EQ(ipc__wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec), 0);
     EXPECT_GE(now_ns() - t0, 90000000ull);
     setter.join();
     stop = true;
@@ -227,7 +227,7 @@ TEST(Wait, SignalsAreRetried)
     std::atomic<bool> done{false};
     std::thread waiter([&] {
         Want want{&f.v, 1};
-        rc = ipc_wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec);
+        rc = ipc__wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec);
         done = true;
     });
     pthread_t th = waiter.native_handle();
@@ -244,13 +244,13 @@ TEST(Wait, SignalsAreRetried)
 
 TEST(Wait, NotifyWithoutWaitersDoesNotBump)
 {
-    ipc_waitpoint w;
-    ipc_waitpoint_init(&w);
+    ipc__waitpoint w;
+    ipc__waitpoint_init(&w);
     for (int i = 0; i < 1000; i++)
-        ipc_wait_notify(&w);
+        ipc__wait_notify(&w);
     EXPECT_EQ(atomic_load(&w.seq), 0u);
     atomic_store(&w.waiters, 1u);
-    ipc_wait_notify(&w);
+    ipc__wait_notify(&w);
     EXPECT_EQ(atomic_load(&w.seq), 1u);
 }
 
@@ -264,7 +264,7 @@ TEST(Wait, NotifyWakesEverySleeper)
     for (int i = 0; i < 4; i++)
         ts.emplace_back([&] {
             Want want{&f.v, 1};
-            if (ipc_wait_until(&f.w, reached, &want, 0, now_ns() + 10 * kSec) == 0)
+            if (ipc__wait_until(&f.w, reached, &want, 0, now_ns() + 10 * kSec) == 0)
                 woke++;
         });
     usleep(50000);

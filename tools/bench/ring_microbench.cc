@@ -20,18 +20,18 @@ constexpr size_t kCapacity = 1 << 20;
 
 // A ring and both of its views in one process.
 struct Ring {
-    ipc_spsc_shared *shared;
+    ipc__spsc_shared *shared;
     uint8_t *data;
-    ipc_spsc_ring prod, cons;
+    ipc__spsc_ring prod, cons;
 
     explicit Ring(size_t cap = kCapacity)
     {
-        shared = static_cast<ipc_spsc_shared *>(aligned_alloc(128, sizeof(*shared)));
+        shared = static_cast<ipc__spsc_shared *>(aligned_alloc(128, sizeof(*shared)));
         data = static_cast<uint8_t *>(aligned_alloc(4096, cap));
         memset(data, 0, cap); // fault the pages in before timing
-        ipc_spsc_format(shared, cap);
-        if (ipc_spsc_attach(&prod, shared, data, cap, IPC_SPSC_PRODUCER) != 0 ||
-            ipc_spsc_attach(&cons, shared, data, cap, IPC_SPSC_CONSUMER) != 0)
+        ipc__spsc_format(shared, cap);
+        if (ipc__spsc_attach(&prod, shared, data, cap, IPC__SPSC_PRODUCER) != 0 ||
+            ipc__spsc_attach(&cons, shared, data, cap, IPC__SPSC_CONSUMER) != 0)
             abort();
     }
     ~Ring()
@@ -51,11 +51,11 @@ void BM_SpscPushPop(benchmark::State &state)
     Ring r;
     std::vector<uint8_t> in(len, 7), out(len);
     for (auto _ : state) {
-        if (ipc_spsc_push(&r.prod, in.data(), len) != 1) {
+        if (ipc__spsc_push(&r.prod, in.data(), len) != 1) {
             state.SkipWithError("push failed on an empty ring");
             break;
         }
-        long n = ipc_spsc_pop(&r.cons, out.data(), out.size());
+        long n = ipc__spsc_pop(&r.cons, out.data(), out.size());
         if (n != (long)len) {
             state.SkipWithError("pop did not return the frame");
             break;
@@ -73,20 +73,20 @@ void BM_SpscClaimPublish(benchmark::State &state)
     Ring r;
     for (auto _ : state) {
         void *p;
-        if (ipc_spsc_claim(&r.prod, len, &p) != 1) {
+        if (ipc__spsc_claim(&r.prod, len, &p) != 1) {
             state.SkipWithError("claim failed on an empty ring");
             break;
         }
         static_cast<uint8_t *>(p)[0] = 1;
-        ipc_spsc_publish(&r.prod, len);
+        ipc__spsc_publish(&r.prod, len);
         const void *q;
         uint32_t n;
-        if (ipc_spsc_peek(&r.cons, &q, &n) != 1 || n != len) {
+        if (ipc__spsc_peek(&r.cons, &q, &n) != 1 || n != len) {
             state.SkipWithError("peek did not return the frame");
             break;
         }
         benchmark::DoNotOptimize(q);
-        ipc_spsc_release(&r.cons);
+        ipc__spsc_release(&r.cons);
     }
     state.SetItemsProcessed((int64_t)state.iterations());
 }
@@ -105,11 +105,11 @@ void BM_SpscStream(benchmark::State &state)
     // and both threads run the same number of iterations.
     for (auto _ : state) {
         if (state.thread_index() == 0) {
-            while (ipc_spsc_push(&ring->prod, buf.data(), len) == 0)
-                ipc_wait_cpu_relax();
+            while (ipc__spsc_push(&ring->prod, buf.data(), len) == 0)
+                ipc__wait_cpu_relax();
         } else {
-            while (ipc_spsc_pop(&ring->cons, buf.data(), buf.size()) == -EAGAIN)
-                ipc_wait_cpu_relax();
+            while (ipc__spsc_pop(&ring->cons, buf.data(), buf.size()) == -EAGAIN)
+                ipc__wait_cpu_relax();
         }
     }
     // The loop's end is a barrier too: both threads are done with the ring.
@@ -124,10 +124,10 @@ BENCHMARK(BM_SpscStream)->Arg(64)->Arg(4096)->Threads(2)->UseRealTime();
 // notify with nobody asleep: the publisher's cost on every message.
 void BM_WaitNotifyNoSleeper(benchmark::State &state)
 {
-    ipc_waitpoint w;
-    ipc_waitpoint_init(&w);
+    ipc__waitpoint w;
+    ipc__waitpoint_init(&w);
     for (auto _ : state)
-        ipc_wait_notify(&w);
+        ipc__wait_notify(&w);
     state.SetItemsProcessed((int64_t)state.iterations());
 }
 BENCHMARK(BM_WaitNotifyNoSleeper);
@@ -140,16 +140,16 @@ bool AlwaysReady(void *)
 // wait_until when the predicate already holds: the waiter's fast path.
 void BM_WaitUntilReady(benchmark::State &state)
 {
-    ipc_waitpoint w;
-    ipc_waitpoint_init(&w);
+    ipc__waitpoint w;
+    ipc__waitpoint_init(&w);
     for (auto _ : state)
-        benchmark::DoNotOptimize(ipc_wait_until(&w, AlwaysReady, nullptr, 0, IPC_WAIT_FOREVER));
+        benchmark::DoNotOptimize(ipc__wait_until(&w, AlwaysReady, nullptr, 0, IPC__WAIT_FOREVER));
 }
 BENCHMARK(BM_WaitUntilReady);
 
 // Two threads passing a token back and forth through two waitpoints.
 struct PingPong {
-    ipc_waitpoint wp[2];
+    ipc__waitpoint wp[2];
     _Atomic uint64_t token[2];
     _Atomic bool stop;
 };
@@ -173,31 +173,31 @@ void BM_WaitNotifyRoundTrip(benchmark::State &state)
 {
     uint64_t spin = (uint64_t)state.range(0);
     PingPong pp;
-    ipc_waitpoint_init(&pp.wp[0]);
-    ipc_waitpoint_init(&pp.wp[1]);
+    ipc__waitpoint_init(&pp.wp[0]);
+    ipc__waitpoint_init(&pp.wp[1]);
     atomic_init(&pp.token[0], 0);
     atomic_init(&pp.token[1], 0);
     atomic_init(&pp.stop, false);
     std::thread echo([&] {
         for (uint64_t k = 1;; k++) {
             Expect e = {&pp, 0, k};
-            ipc_wait_until(&pp.wp[0], TokenArrived, &e, spin, IPC_WAIT_FOREVER);
+            ipc__wait_until(&pp.wp[0], TokenArrived, &e, spin, IPC__WAIT_FOREVER);
             if (atomic_load_explicit(&pp.stop, memory_order_acquire))
                 return;
             atomic_store_explicit(&pp.token[1], k, memory_order_release);
-            ipc_wait_notify(&pp.wp[1]);
+            ipc__wait_notify(&pp.wp[1]);
         }
     });
     uint64_t k = 0;
     for (auto _ : state) {
         k++;
         atomic_store_explicit(&pp.token[0], k, memory_order_release);
-        ipc_wait_notify(&pp.wp[0]);
+        ipc__wait_notify(&pp.wp[0]);
         Expect e = {&pp, 1, k};
-        ipc_wait_until(&pp.wp[1], TokenArrived, &e, spin, IPC_WAIT_FOREVER);
+        ipc__wait_until(&pp.wp[1], TokenArrived, &e, spin, IPC__WAIT_FOREVER);
     }
     atomic_store_explicit(&pp.stop, true, memory_order_release);
-    ipc_wait_notify(&pp.wp[0]);
+    ipc__wait_notify(&pp.wp[0]);
     echo.join();
     state.SetItemsProcessed((int64_t)state.iterations());
 }

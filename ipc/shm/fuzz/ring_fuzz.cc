@@ -58,9 +58,9 @@ uint8_t PatternByte(uint64_t frame, size_t i)
 
 struct Harness {
     size_t capacity;
-    ipc_spsc_shared *shared;
+    ipc__spsc_shared *shared;
     uint8_t *data;
-    ipc_spsc_ring prod, cons;
+    ipc__spsc_ring prod, cons;
     bool hostile = false;          // scribbled: the FIFO model no longer holds
     std::deque<std::vector<uint8_t>> model;
     uint64_t next_frame = 0;
@@ -71,12 +71,12 @@ struct Harness {
 
     explicit Harness(size_t cap) : capacity(cap)
     {
-        shared = static_cast<ipc_spsc_shared *>(aligned_alloc(128, sizeof(ipc_spsc_shared)));
+        shared = static_cast<ipc__spsc_shared *>(aligned_alloc(128, sizeof(ipc__spsc_shared)));
         data = static_cast<uint8_t *>(malloc(cap)); /* exact size: ASan sees overruns */
         memset(data, 0, cap);
-        ipc_spsc_format(shared, cap);
-        CHECK(ipc_spsc_attach(&prod, shared, data, cap, IPC_SPSC_PRODUCER) == 0);
-        CHECK(ipc_spsc_attach(&cons, shared, data, cap, IPC_SPSC_CONSUMER) == 0);
+        ipc__spsc_format(shared, cap);
+        CHECK(ipc__spsc_attach(&prod, shared, data, cap, IPC__SPSC_PRODUCER) == 0);
+        CHECK(ipc__spsc_attach(&cons, shared, data, cap, IPC__SPSC_CONSUMER) == 0);
     }
     ~Harness()
     {
@@ -92,7 +92,7 @@ struct Harness {
 
     size_t Len(Input &in) const
     {
-        size_t max = ipc_spsc_max_payload(capacity);
+        size_t max = ipc__spsc_max_payload(capacity);
         uint16_t v = in.u16();
         // Mostly legal sizes, sometimes exactly the limit or just past it.
         if (v >= 0xFFF0)
@@ -106,9 +106,9 @@ struct Harness {
             return;
         size_t len = Len(in);
         void *p = nullptr;
-        int rc = ipc_spsc_claim(&prod, len, &p);
+        int rc = ipc__spsc_claim(&prod, len, &p);
         CHECK(rc == 0 || rc == 1 || rc == -EMSGSIZE || rc == -EPROTO);
-        CHECK(rc != -EMSGSIZE || len > ipc_spsc_max_payload(capacity));
+        CHECK(rc != -EMSGSIZE || len > ipc__spsc_max_payload(capacity));
         CHECK(rc != -EPROTO || hostile);
         if (rc != 1)
             return;
@@ -130,7 +130,7 @@ struct Harness {
         size_t len = claimed_len - (claimed_len ? in.u16() % (claimed_len + 1) : 0);
         std::vector<uint8_t> frame(static_cast<uint8_t *>(claim_ptr),
                                    static_cast<uint8_t *>(claim_ptr) + len);
-        ipc_spsc_publish(&prod, len);
+        ipc__spsc_publish(&prod, len);
         if (!hostile)
             model.push_back(frame);
         next_frame++;
@@ -145,7 +145,7 @@ struct Harness {
         std::vector<uint8_t> frame(len);
         for (size_t i = 0; i < len; i++)
             frame[i] = PatternByte(next_frame, i);
-        int rc = ipc_spsc_push(&prod, frame.data(), len);
+        int rc = ipc__spsc_push(&prod, frame.data(), len);
         CHECK(rc == 0 || rc == 1 || rc == -EMSGSIZE || rc == -EPROTO);
         CHECK(rc != -EPROTO || hostile);
         if (rc == 1) {
@@ -154,7 +154,7 @@ struct Harness {
             next_frame++;
         }
         if (rc == 0 && !hostile && model.empty())
-            CHECK(len > ipc_spsc_max_payload(capacity)); /* an empty ring takes any legal frame */
+            CHECK(len > ipc__spsc_max_payload(capacity)); /* an empty ring takes any legal frame */
     }
 
     // A tail the consumer must reject when it next loads it: behind head,
@@ -170,7 +170,7 @@ struct Harness {
         const void *p = nullptr;
         uint32_t len = 0;
         bool must_reject = cons.head == cons.other && TailInvalid();
-        int rc = ipc_spsc_peek(&cons, &p, &len);
+        int rc = ipc__spsc_peek(&cons, &p, &len);
         CHECK(rc == 0 || rc == 1 || rc == -EPROTO);
         CHECK(rc != -EPROTO || hostile);
         CHECK(!must_reject || rc == -EPROTO);
@@ -179,7 +179,7 @@ struct Harness {
             CHECK(model.empty());
         if (rc != 1)
             return;
-        CHECK(len <= ipc_spsc_max_payload(capacity));
+        CHECK(len <= ipc__spsc_max_payload(capacity));
         CHECK(InData(p, len));
         uint8_t sum = 0;
         for (uint32_t i = 0; i < len; i++)
@@ -198,15 +198,15 @@ struct Harness {
     {
         if (peeked && !hostile)
             model.pop_front();
-        ipc_spsc_release(&cons);
+        ipc__spsc_release(&cons);
         peeked = false;
     }
 
     void Pop(Input &in)
     {
-        size_t max = in.u16() % (ipc_spsc_max_payload(capacity) + 2);
+        size_t max = in.u16() % (ipc__spsc_max_payload(capacity) + 2);
         std::vector<uint8_t> buf(max);
-        long rc = ipc_spsc_pop(&cons, buf.data(), max);
+        long rc = ipc__spsc_pop(&cons, buf.data(), max);
         peeked = false;
         CHECK(rc >= 0 || rc == -EAGAIN || rc == -EMSGSIZE || rc == -EPROTO);
         CHECK(rc != -EPROTO || hostile);
@@ -249,8 +249,8 @@ struct Harness {
                                  : ((cons.head & (capacity - 1)) + (how >> 4) * 8) % capacity;
             uint32_t v;
             switch ((how >> 1) & 3) {
-            case 0: v = IPC_SPSC_WRAP; break;
-            case 1: v = (uint32_t)ipc_spsc_max_payload(capacity) - in.u8(); break;
+            case 0: v = IPC__SPSC_WRAP; break;
+            case 1: v = (uint32_t)ipc__spsc_max_payload(capacity) - in.u8(); break;
             default: v = in.u16(); break;
             }
             memcpy(data + off, &v, 4);
@@ -267,12 +267,12 @@ struct Harness {
     void Waits()
     {
         /* A deadline already passed: must return at once, never sleep. */
-        int r = ipc_spsc_wait_readable(&cons, 0, 1);
+        int r = ipc__spsc_wait_readable(&cons, 0, 1);
         CHECK(r == 0 || r == -ETIMEDOUT);
-        int w = ipc_spsc_wait_writable(&prod, 0, 0, 1);
+        int w = ipc__spsc_wait_writable(&prod, 0, 0, 1);
         CHECK(w == 0 || w == -ETIMEDOUT || w == -EPROTO);
         CHECK(w != -EPROTO || hostile);
-        int rd = ipc_spsc_readable(&cons);
+        int rd = ipc__spsc_readable(&cons);
         CHECK(rd == 0 || rd == 1 || rd == -EPROTO);
         CHECK(rd != -EPROTO || hostile);
         if (!hostile)
@@ -332,8 +332,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size)
     }
     // Once caught lying, the ring says so forever.
     if (h.cons.broken)
-        CHECK(ipc_spsc_readable(&h.cons) == -EPROTO);
+        CHECK(ipc__spsc_readable(&h.cons) == -EPROTO);
     if (h.prod.broken)
-        CHECK(ipc_spsc_writable(&h.prod, 0) == -EPROTO);
+        CHECK(ipc__spsc_writable(&h.prod, 0) == -EPROTO);
     return 0;
 }
