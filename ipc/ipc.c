@@ -552,6 +552,8 @@ void ipc_server_close(ipc_server *s)
     }
     s->listening = false;
     s->loan.owner = s->peeked.owner = -1;
+    /* Relaxed: closing is the owner thread's; a stop racing with close has
+     * nothing left to stop, and [S] orders nothing else. */
     atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
 }
 
@@ -570,7 +572,8 @@ void ipc_server_stop(ipc_server *s)
 {
     if (s == NULL)
         return;
-    /* Release: pairs with the acquire load in each transport's wait loop. */
+    /* Release [S]: pairs with the acquire in ipc__stop_seen() (transport.h),
+     * read by the run loop and each server's wait. */
     atomic_store_explicit(&s->stop_requested, 1, memory_order_release);
     s->ops->wake(s);
 }
@@ -685,6 +688,8 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
             break;
         }
     }
+    /* Relaxed: consumes the stop [S] that ended this run (the acquire in
+     * ipc__stop_seen() already saw it); it publishes nothing. */
     atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
     free(response.own);
     return rc;

@@ -46,36 +46,6 @@ int RawConnect(const std::string &path)
     return fd;
 }
 
-bool WriteRaw(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = static_cast<const uint8_t *>(data);
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-bool ReadRaw(int fd, void *data, size_t len)
-{
-    uint8_t *p = static_cast<uint8_t *>(data);
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 // One checked request/reply on c; its latency, or 0 on any failure.
 uint64_t RoundTrip(ipc_client *c, uint32_t id, uint64_t seq, size_t len, std::vector<uint8_t> *buf)
 {
@@ -202,12 +172,12 @@ TEST_F(SocketAbuse, SlowLorisWritingOneBytePer100msDoesNotDelayOthers)
         memcpy(frame, &len, 4);
         BuildRequest(frame + 4, len, 999, 0);
         for (uint8_t b : frame) {
-            if (!WriteRaw(fd, &b, 1))
+            if (!ipc_testing::WriteExactly(fd, &b, 1))
                 return 2;
             usleep(100 * 1000);
         }
         uint8_t reply[sizeof(frame)];
-        if (!ReadRaw(fd, reply, sizeof(reply)) || memcmp(reply, frame, 4) != 0)
+        if (!ipc_testing::ReadExactly(fd, reply, sizeof(reply)) || memcmp(reply, frame, 4) != 0)
             return 3;
         return ReplyMatches(reply + 4, len, 999, 0, len) ? 0 : 4;
     });
@@ -332,7 +302,7 @@ TEST_F(SocketAbuse, PeerWritingGarbageDoesNotDisturbOthers)
                     uint32_t n = (uint32_t)(NextRandom(&rng) % 5000);
                     memcpy(junk.data(), &n, 4);
                 }
-                if (!WriteRaw(fd, junk.data(), len))
+                if (!ipc_testing::WriteExactly(fd, junk.data(), len))
                     break; /* dropped: reconnect */
             }
             if (NextRandom(&rng) % 2)
@@ -375,7 +345,7 @@ TEST_F(SocketAbuse, WholeRequestFollowedByPartOfALargeOneKeepsBeingRead)
     memcpy(out.data() + 4 + a, &b, 4);
     BuildRequest(out.data() + 8 + a, b, 5, 1);
     usleep(100 * 1000); /* accepted */
-    ASSERT_TRUE(WriteRaw(fd, out.data(), 100000)); /* the server buffers part of a */
+    ASSERT_TRUE(ipc_testing::WriteExactly(fd, out.data(), 100000)); /* the server buffers part of a */
     usleep(100 * 1000);
     // The rest of a and 100 KB of b arrive while the server is stopped, so
     // it reads them in one go.
@@ -384,12 +354,12 @@ TEST_F(SocketAbuse, WholeRequestFollowedByPartOfALargeOneKeepsBeingRead)
     kill(server_.pid(), SIGCONT);
     ASSERT_TRUE(all) << "the socket buffer cannot hold the setup; SO_SNDBUF too small";
     std::vector<uint8_t> in(4 + b);
-    ASSERT_TRUE(ReadRaw(fd, in.data(), 4 + a));
+    ASSERT_TRUE(ipc_testing::ReadExactly(fd, in.data(), 4 + a));
     EXPECT_TRUE(ReplyMatches(in.data() + 4, a, 5, 0, a));
-    ASSERT_TRUE(WriteRaw(fd, out.data() + 8 + a + 100000, b - 100000));
+    ASSERT_TRUE(ipc_testing::WriteExactly(fd, out.data() + 8 + a + 100000, b - 100000));
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    ASSERT_TRUE(ReadRaw(fd, in.data(), 4 + b)) << "no reply to the second request within 5 s";
+    ASSERT_TRUE(ipc_testing::ReadExactly(fd, in.data(), 4 + b)) << "no reply to the second request within 5 s";
     EXPECT_TRUE(ReplyMatches(in.data() + 4, b, 5, 1, b));
     close(fd);
     ExpectServerClean();

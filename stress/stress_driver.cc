@@ -37,13 +37,6 @@ const char *TransportName(Transport t)
     return t == Transport::kSocket ? "socket" : "shm";
 }
 
-uint64_t NowNs()
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * kSecond + (uint64_t)ts.tv_nsec;
-}
-
 static void SleepNs(uint64_t ns)
 {
     struct timespec ts = {(time_t)(ns / kSecond), (long)(ns % kSecond)};
@@ -306,21 +299,6 @@ void StopServer(int)
     ipc_server_stop(g_server);
 }
 
-bool WriteAll(int fd, const void *data, size_t len)
-{
-    const uint8_t *p = static_cast<const uint8_t *>(data);
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 // Reads exactly len bytes within timeout_ns; false on EOF or timeout.
 bool ReadAll(int fd, void *data, size_t len, uint64_t timeout_ns)
 {
@@ -356,7 +334,7 @@ int ServerMain(const Endpoint &ep, int ready_fd, int stats_fd)
     ipc_server *s = CreateServer(ep);
     int32_t status = s == nullptr ? 1 : ipc_server_listen(s);
     if (status != 0) {
-        WriteAll(ready_fd, &status, sizeof(status));
+        WriteExactly(ready_fd, &status, sizeof(status));
         ipc_server_destroy(s);
         return 2;
     }
@@ -366,13 +344,13 @@ int ServerMain(const Endpoint &ep, int ready_fd, int stats_fd)
     sa.sa_handler = StopServer;
     sigaction(SIGTERM, &sa, nullptr);
     /* ready_fd stays open: the final count must match `before`. */
-    if (!WriteAll(ready_fd, &status, sizeof(status)))
+    if (!WriteExactly(ready_fd, &status, sizeof(status)))
         return 3;
     int rc = ipc_server_run(s, TransformHandler, &ctx, 0);
     ipc_server_destroy(s);
     ServerFinal final = {rc, 0, ctx.stats.requests, ctx.stats.bad_requests, before,
                          ipc_testing::CountOpenFds()};
-    WriteAll(stats_fd, &final, sizeof(final));
+    WriteExactly(stats_fd, &final, sizeof(final));
     return 0;
 }
 
@@ -843,7 +821,7 @@ class Fleet {
             CloseFdsExcept({results_[1], extra_fd});
             ClientResult r = NewResult(id, kind);
             int rc = body(&r);
-            if (kind != kPartial && !WriteAll(results_[1], &r, sizeof(r)))
+            if (kind != kPartial && !WriteExactly(results_[1], &r, sizeof(r)))
                 _exit(5);
             _exit(rc);
         }
@@ -1254,29 +1232,6 @@ std::set<std::string> ListDevShm()
             out.insert(e->d_name);
     closedir(d);
     return out;
-}
-
-int64_t ProcessCpuNs(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == nullptr)
-        return -1;
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    // Fields after the command name (which may hold spaces) start after ')'.
-    const char *p = strrchr(buf, ')');
-    if (p == nullptr)
-        return -1;
-    unsigned long long utime = 0, stime = 0;
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2)
-        return -1;
-    long hz = sysconf(_SC_CLK_TCK);
-    return (int64_t)((utime + stime) * (kSecond / (uint64_t)hz));
 }
 
 void CloseFdsExcept(std::initializer_list<int> keep)

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/process.h"
 
 namespace ipc_stress {
 
@@ -193,11 +194,12 @@ RestartReport RunRestart(const RestartConfig &cfg);
 // ---------------------------------------------------------------- helpers
 
 std::set<std::string> ListDevShm();
-// utime + stime of a process, in ns; -1 when unreadable.
-int64_t ProcessCpuNs(pid_t pid);
+// ProcessCpuNs, NowNs, WriteExactly: ipc/testing/process.h.
+using ipc_testing::NowNs;
+using ipc_testing::ProcessCpuNs;
+using ipc_testing::WriteExactly;
 // Closes every fd >= 3 not in keep (a forked child drops inherited fds).
 void CloseFdsExcept(std::initializer_list<int> keep);
-uint64_t NowNs();
 // True in asan/tsan builds, where loops are scaled down.
 bool SlowBuild();
 // Sets RLIMIT_NOFILE's soft limit to want (capped at the hard limit);

@@ -1,25 +1,28 @@
-/* Tests for the MPSC doorbell (ipc/shm/mpsc.h). */
+// Tests for the MPSC doorbell (ipc/shm/mpsc.h).
 #include <errno.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <memory>
 #include <thread>
 #include <vector>
 
-#include "ipc/shm/test_util.h"
-/* Last: <stdatomic.h> macros clash with <atomic> when included first. */
+#include "ipc/testing/process.h"
+// Last: <stdatomic.h> macros clash with <atomic> when included first.
 #include "ipc/shm/mpsc.h"
 
 namespace {
 
-using ipc_test::now_ns;
-using ipc_test::scaled;
+using ipc_testing::NowNs;
+using ipc_testing::Scaled;
 
 constexpr size_t kCap = 4096;
 
-/* N rings plus a doorbell, all in MAP_SHARED memory so children can use
- * them; the consumer views live in the parent. */
+// N rings plus a doorbell, all in MAP_SHARED memory so children can use
+// them; the consumer views live in the parent.
 struct Set {
     struct Mem {
         ipc__waitpoint bell;
@@ -34,7 +37,7 @@ struct Set {
 
     explicit Set(size_t count) : n(count)
     {
-        mem = static_cast<Mem *>(ipc_test::shared_alloc(sizeof(Mem)));
+        mem = static_cast<Mem *>(ipc_testing::SharedAlloc(sizeof(Mem)));
         ipc__waitpoint_init(&mem->bell);
         for (size_t i = 0; i < n; i++) {
             ipc__spsc_format(&mem->hdr[i], kCap);
@@ -74,7 +77,7 @@ TEST(Mpsc, EmptyAndNullSlots)
     EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
 }
 
-/* Full rings are served strictly in turn. */
+// Full rings are served strictly in turn.
 TEST(Mpsc, RoundRobin)
 {
     Set s(3);
@@ -89,7 +92,7 @@ TEST(Mpsc, RoundRobin)
     EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
 }
 
-/* A ring that fills up again right after being served still yields its turn. */
+// A ring that fills up again right after being served still yields its turn.
 TEST(Mpsc, FloodingProducerCannotStarveAnother)
 {
     Set s(2);
@@ -101,25 +104,25 @@ TEST(Mpsc, FloodingProducerCannotStarveAnother)
             if (s.push(0, k) == 1)
                 k++;
             else
-                ipc__spsc_wait_writable(&s.prod[0], 8, 1000, now_ns() + 1000000);
+                ipc__spsc_wait_writable(&s.prod[0], 8, 1000, NowNs() + 1000000);
         }
         flood_count = k;
     });
-    const uint64_t frames = scaled(20000);
+    const uint64_t frames = Scaled(20000);
     std::atomic<uint64_t> consumed{0};
     std::thread polite([&] {
         for (uint64_t k = 0; k < frames; k++) {
             while (s.push(1, k) != 1)
                 std::this_thread::yield();
-            /* Wait for this one to be served before sending the next. */
+            // Wait for this one to be served before sending the next.
             while (consumed.load() <= k)
                 std::this_thread::yield();
         }
     });
     uint64_t served_polite = 0, served_flood = 0, max_between = 0, since = 0;
-    uint64_t deadline = now_ns() + 60ull * 1000000000ull;
-    while (served_polite < frames && now_ns() < deadline) {
-        int i = ipc__mpsc_wait(&s.m, nullptr, nullptr, 1000, now_ns() + 100000000);
+    uint64_t deadline = NowNs() + 60ull * 1000000000ull;
+    while (served_polite < frames && NowNs() < deadline) {
+        int i = ipc__mpsc_wait(&s.m, nullptr, nullptr, 1000, NowNs() + 100000000);
         if (i == -ETIMEDOUT)
             continue;
         ASSERT_GE(i, 0);
@@ -132,9 +135,9 @@ TEST(Mpsc, FloodingProducerCannotStarveAnother)
         } else {
             served_flood++;
             since++;
-            /* While the polite ring holds a frame, at most one flood frame is
-             * served before it; the bound below is loose only because the
-             * polite thread needs time to push its next frame. */
+            // While the polite ring holds a frame, at most one flood frame is
+            // served before it; the bound below is loose only because the
+            // polite thread needs time to push its next frame.
             if (since > max_between)
                 max_between = since;
         }
@@ -149,7 +152,7 @@ TEST(Mpsc, FloodingProducerCannotStarveAnother)
            (unsigned long long)max_between);
 }
 
-/* Deterministic fairness: one ring always full, another gets one frame. */
+// Deterministic fairness: one ring always full, another gets one frame.
 TEST(Mpsc, ServedWithinOneRound)
 {
     Set s(4);
@@ -175,7 +178,7 @@ TEST(Mpsc, CorruptRingIsSurfaced)
     Set s(3);
     ASSERT_EQ(s.push(0, 1), 1);
     ASSERT_EQ(s.push(2, 3), 1);
-    atomic_store(&s.mem->hdr[1].tail, 12345ull); /* producer 1 turns hostile */
+    atomic_store(&s.mem->hdr[1].tail, 12345ull);  // producer 1 turns hostile
     int i = ipc__mpsc_poll(&s.m);
     ASSERT_EQ(i, 0);
     s.pop(0);
@@ -184,66 +187,66 @@ TEST(Mpsc, CorruptRingIsSurfaced)
     const void *p;
     uint32_t n;
     EXPECT_EQ(ipc__spsc_peek(&s.cons[1], &p, &n), -EPROTO);
-    s.views[1] = nullptr; /* the transport drops that producer */
+    s.views[1] = nullptr;  // the transport drops that producer
     EXPECT_EQ(ipc__mpsc_poll(&s.m), 2);
     EXPECT_EQ(s.pop(2), 3u);
     EXPECT_EQ(ipc__mpsc_poll(&s.m), -1);
 }
 
 std::atomic<bool> g_interrupt{false};
-bool interrupt_fn(void *) { return g_interrupt.load(); }
+bool InterruptFn(void *) { return g_interrupt.load(); }
 
 TEST(Mpsc, WaitTimeoutAndInterrupt)
 {
     Set s(2);
-    uint64_t d = now_ns() + 20000000;
-    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 1000, d), -ETIMEDOUT);
-    EXPECT_GE(now_ns(), d);
+    uint64_t d = NowNs() + 20000000;
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, InterruptFn, nullptr, 1000, d), -ETIMEDOUT);
+    EXPECT_GE(NowNs(), d);
     std::thread t([&] {
         usleep(50000);
         g_interrupt = true;
         ipc__mpsc_ring_bell(&s.mem->bell);
     });
-    uint64_t t0 = now_ns();
-    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED);
-    EXPECT_LT(now_ns() - t0, 5000000000ull);
+    uint64_t t0 = NowNs();
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, InterruptFn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED);
+    EXPECT_LT(NowNs() - t0, 5000000000ull);
     t.join();
     ASSERT_EQ(s.push(1, 5), 1);
-    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED)
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, InterruptFn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED)
         << "interrupt comes first";
     g_interrupt = false;
-    EXPECT_EQ(ipc__mpsc_wait(&s.m, interrupt_fn, nullptr, 0, IPC__WAIT_FOREVER), 1);
+    EXPECT_EQ(ipc__mpsc_wait(&s.m, InterruptFn, nullptr, 0, IPC__WAIT_FOREVER), 1);
 }
 
-/* Forked producers ring the bell; the consumer sleeps on it (spin 0). */
+// Forked producers ring the bell; the consumer sleeps on it (spin 0).
 TEST(Mpsc, ForkedProducersWakeSleepingConsumer)
 {
     const size_t producers = 4;
-    const uint64_t per = scaled(50000);
+    const uint64_t per = Scaled(50000);
     Set s(producers);
     std::vector<pid_t> kids;
     for (size_t p = 0; p < producers; p++)
-        kids.push_back(ipc_test::fork_child([&s, p, per] {
+        kids.push_back(ipc_testing::Fork([&s, p, per] {
             for (uint64_t k = 0; k < per; k++) {
                 while (s.push(p, k) != 1)
-                    if (ipc__spsc_wait_writable(&s.prod[p], 8, 0, now_ns() + 10000000000ull) != 0)
+                    if (ipc__spsc_wait_writable(&s.prod[p], 8, 0, NowNs() + 10000000000ull) != 0)
                         return 1;
                 if (k % 1024 == 0)
-                    usleep(100); /* let the consumer fall asleep now and then */
+                    usleep(100);  // let the consumer fall asleep now and then
             }
             return 0;
         }));
     std::vector<uint64_t> next(producers, 0);
     uint64_t total = 0;
     while (total < producers * per) {
-        int i = ipc__mpsc_wait(&s.m, nullptr, nullptr, 0, now_ns() + 10000000000ull);
+        int i = ipc__mpsc_wait(&s.m, nullptr, nullptr, 0, NowNs() + 10000000000ull);
         ASSERT_GE(i, 0) << "consumer hung: lost doorbell wake";
         ASSERT_EQ(s.pop((size_t)i), next[(size_t)i]);
         next[(size_t)i]++;
         total++;
     }
     for (pid_t k : kids)
-        EXPECT_EQ(ipc_test::wait_child(k), 0);
+        EXPECT_EQ(ipc_testing::WaitChild(k), 0);
 }
 
 } // namespace

@@ -73,6 +73,7 @@ failed_hello:
 /* true once the server closed us (flag) or died (socket hang-up). */
 static bool ipc__cli_server_gone(ipc__shm_client *c)
 {
+    /* Acquire [C]: pairs with the server's release in ipc__srv_drop(). */
     if (!c->dead)
         c->dead = atomic_load_explicit(&c->seg.hdr->server_closed, memory_order_acquire) != 0 ||
                   ipc__fd_hung_up(c->fd);
@@ -169,7 +170,7 @@ static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_
 static void ipc__cli_released(ipc__shm_client *c)
 {
     /* ipc__spsc_release() ended with a seq_cst fence (in ipc__wait_notify),
-     * which orders our head store before this load: the Dekker pair of
+     * which orders our head store before this load: the Dekker pair [W] of
      * ipc__srv_queue(). Relaxed is enough after that fence. */
     if (atomic_load_explicit(&c->seg.hdr->want_space, memory_order_relaxed) != 0)
         ipc__mpsc_ring_bell(&c->bell->bell);

@@ -86,6 +86,7 @@ static ipc__shm_server *ipc__srv(ipc_server *base)
 
 static ipc__waitpoint *ipc__srv_bell(ipc__shm_server *s)
 {
+    /* Acquire [B]: pairs with the release in ipc__srv_make_bell(). */
     return &atomic_load_explicit(&s->bell, memory_order_acquire)->bell;
 }
 
@@ -121,7 +122,8 @@ static void ipc__srv_drop(ipc__shm_server *s, int id)
         return;
     }
     /* Tell a client still alive (dropped for misbehaving, or server close)
-     * at once rather than at its next socket check. */
+     * at once rather than at its next socket check. Release [C]: pairs with
+     * the acquire in ipc__cli_server_gone() (shm_client.c). */
     atomic_store_explicit(&sl->seg.hdr->server_closed, 1, memory_order_release);
     ipc__wait_notify(&sl->seg.resp.shared->data);
     ipc__wait_notify(&sl->seg.req.shared->space);
@@ -254,7 +256,7 @@ static void ipc__srv_accept_all(ipc__shm_server *s)
 static void ipc__srv_admin(ipc__shm_server *s)
 {
     /* Relaxed first look: the hot path then pays no locked instruction.
-     * Acquire on the exchange pairs with the watcher's release store and
+     * Acquire [A] on the exchange pairs with the watcher's release store and
      * publishes its hints. */
     if ((atomic_load_explicit(&s->admin_pending, memory_order_relaxed) == 0 ||
          atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0) &&
@@ -292,7 +294,7 @@ static void *ipc__srv_watch(void *arg)
             else if (tag < s->max_clients)
                 atomic_store_explicit(&s->hints[tag], 1, memory_order_relaxed);
         }
-        /* Release: publishes the hints above to ipc__srv_admin(). */
+        /* Release [A]: publishes the hints above to ipc__srv_admin(). */
         atomic_store_explicit(&s->admin_pending, 1, memory_order_release);
         ipc__mpsc_ring_bell(ipc__srv_bell(s));
     }
@@ -443,10 +445,10 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
     sl->out_head = sl->out_tail = o;
     sl->out_bytes = len;
     s->n_out++;
-    /* Dekker with the client's recv: it stores head, fences (inside
-     * ipc__wait_notify) and reads want_space; we store want_space, fence and
-     * re-read head in the flush below. One of us sees the other: either the
-     * flush succeeds or the client rings the doorbell. */
+    /* [W] Dekker with the client's recv (ipc__cli_released): it stores
+     * head, fences (inside ipc__wait_notify) and reads want_space; we store
+     * want_space, fence and re-read head in the flush below. One of us sees
+     * the other: either the flush succeeds or the client rings the bell. */
     atomic_store_explicit(&sl->seg.hdr->want_space, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     if (ipc__srv_flush_slot(s, sl) < 0) {
@@ -504,7 +506,8 @@ static int ipc__srv_flush(ipc_server *base, uint64_t deadline)
 static void ipc__srv_wake(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
-    /* Async-signal-safe: an atomic load, a fence, an atomic add, a futex. */
+    /* Async-signal-safe: an atomic load, a fence, an atomic add, a futex.
+     * Acquire [B]: pairs with the release in ipc__srv_make_bell(). */
     ipc__shm_bell *b = atomic_load_explicit(&s->bell, memory_order_acquire);
     if (b != NULL)
         ipc__wait_notify(&b->bell);

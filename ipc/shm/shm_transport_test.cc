@@ -1,11 +1,12 @@
-/*
- * Tests for the shared-memory transport through the public API, with real
- * processes: servers and clients are forked children.
- */
+// Tests for the shared-memory transport through the public API, with real
+// processes: servers and clients are forked children.
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -19,23 +20,28 @@
 #include <vector>
 
 #include "ipc/ipc.h"
-#include "ipc/shm/test_util.h"
-/* Last: <stdatomic.h> macros clash with <atomic> when included first. */
+#include "ipc/testing/process.h"
+#include "ipc/testing/testing.h"
+// Last: <stdatomic.h> macros clash with <atomic> when included first.
 #include "ipc/shm/shm_layout.h"
 #include "ipc/shm/shm_client.h"
 
 namespace {
 
-using ipc_test::fork_child;
-using ipc_test::now_ns;
-using ipc_test::scaled;
-using ipc_test::wait_child;
-using ipc_test::wait_child_for;
+using ipc_testing::ConnectShm;
+using ipc_testing::Fork;
+using ipc_testing::NowNs;
+using ipc_testing::Scaled;
+using ipc_testing::ScriptedEchoHandler;
+using ipc_testing::ShmServerProcess;
+using ipc_testing::UniqueName;
+using ipc_testing::WaitChild;
+
 
 constexpr uint64_t kMs = 1000000ull;
 constexpr uint64_t kSec = 1000000000ull;
 
-std::set<std::string> list_dir(const char *path)
+std::set<std::string> ListDir(const char *path)
 {
     std::set<std::string> out;
     if (DIR *d = opendir(path)) {
@@ -46,13 +52,13 @@ std::set<std::string> list_dir(const char *path)
     return out;
 }
 
-/* Nothing may ever appear in /dev/shm. */
+// Nothing may ever appear in /dev/shm.
 class DevShmEnv : public ::testing::Environment {
   public:
-    void SetUp() override { before_ = list_dir("/dev/shm"); }
+    void SetUp() override { before_ = ListDir("/dev/shm"); }
     void TearDown() override
     {
-        EXPECT_EQ(list_dir("/dev/shm"), before_) << "/dev/shm changed";
+        EXPECT_EQ(ListDir("/dev/shm"), before_) << "/dev/shm changed";
     }
 
   private:
@@ -60,89 +66,7 @@ class DevShmEnv : public ::testing::Environment {
 };
 const auto *const g_env = ::testing::AddGlobalTestEnvironment(new DevShmEnv);
 
-/* Abstract names are per network namespace, shared by parallel test runs
- * whose pids may coincide inside Bazel's pid namespaces: add randomness. */
-std::string unique_name(const char *tag)
-{
-    static const unsigned long long salt = std::random_device{}() ^ ((unsigned long long)now_ns() << 20);
-    static int counter = 0;
-    char buf[96];
-    snprintf(buf, sizeof(buf), "t-%s-%d-%llx-%d", tag, (int)getpid(), salt & 0xffffffffffull, ++counter);
-    return buf;
-}
-
-/* Echo; "SHUTDOWN" replies "bye" and stops the run loop; "SLOW" is echoed
- * after 5 ms. */
-ipc_action echo_handler(void *, int, const void *req, size_t len, ipc_response *resp)
-{
-    if (len == 8 && memcmp(req, "SHUTDOWN", 8) == 0) {
-        ipc_response_set(resp, "bye", 3);
-        return IPC_SHUTDOWN;
-    }
-    if (len == 4 && memcmp(req, "SLOW", 4) == 0)
-        usleep(5000);
-    ipc_response_set(resp, req, len);
-    return IPC_CONTINUE;
-}
-
-/* A forked server running ipc_server_run(echo). */
-struct ServerChild {
-    pid_t pid = -1;
-    int listen_rc = 0;
-
-    ServerChild(const std::string &name, size_t max_clients, const ipc_server_options *opt = nullptr)
-    {
-        int p[2];
-        EXPECT_EQ(pipe(p), 0);
-        pid = fork_child([&] {
-            close(p[0]);
-            ipc_server *s = ipc_server_create_shm_ex(name.c_str(), max_clients, opt);
-            int rc = s ? ipc_server_listen(s) : -EINVAL;
-            (void)!write(p[1], &rc, sizeof(rc));
-            close(p[1]);
-            if (rc != 0)
-                return 1;
-            rc = ipc_server_run(s, echo_handler, nullptr, 0);
-            ipc_server_destroy(s);
-            return rc == 0 ? 0 : 2;
-        });
-        close(p[1]);
-        if (read(p[0], &listen_rc, sizeof(listen_rc)) != sizeof(listen_rc))
-            listen_rc = -999;
-        close(p[0]);
-    }
-    ~ServerChild() { kill_now(); }
-    void kill_now()
-    {
-        if (pid > 0) {
-            kill(pid, SIGKILL);
-            wait_child(pid);
-            pid = -1;
-        }
-    }
-    /* Exit status after a clean shutdown. */
-    int join(int timeout_ms = 10000)
-    {
-        int rc = wait_child_for(pid, timeout_ms);
-        pid = -1;
-        return rc;
-    }
-};
-
-ipc_client *connect_client(const std::string &name, size_t max_clients, int *rc_out = nullptr)
-{
-    ipc_client *c = ipc_client_create_shm(name.c_str(), max_clients);
-    int rc = c ? ipc_client_connect(c) : -EINVAL;
-    if (rc_out)
-        *rc_out = rc;
-    if (rc != 0) {
-        ipc_client_destroy(c);
-        return nullptr;
-    }
-    return c;
-}
-
-void fill(uint8_t *p, size_t n, uint64_t seed)
+void Fill(uint8_t *p, size_t n, uint64_t seed)
 {
     uint64_t x = seed * 0x9E3779B97F4A7C15ull + n + 1;
     for (size_t i = 0; i < n; i += 8) {
@@ -152,8 +76,8 @@ void fill(uint8_t *p, size_t n, uint64_t seed)
     }
 }
 
-/* One echo round trip; 0 or the failing call's error (-1000 on mismatch). */
-long echo_once(ipc_client *c, const uint8_t *msg, size_t len, std::vector<uint8_t> &buf,
+// One echo round trip; 0 or the failing call's error (-1000 on mismatch).
+long EchoOnce(ipc_client *c, const uint8_t *msg, size_t len, std::vector<uint8_t> &buf,
                uint64_t timeout_ns = 10 * kSec)
 {
     int rc = ipc_client_send(c, msg, len, timeout_ns);
@@ -167,7 +91,7 @@ long echo_once(ipc_client *c, const uint8_t *msg, size_t len, std::vector<uint8_
     return 0;
 }
 
-int count_lines(const std::string &path)
+int CountLines(const std::string &path)
 {
     FILE *f = fopen(path.c_str(), "r");
     if (!f)
@@ -179,8 +103,8 @@ int count_lines(const std::string &path)
     return n;
 }
 
-/* Client segments the server maps ("memfd:ipc-shm", not the doorbell). */
-int count_segments(pid_t pid)
+// Client segments the server maps ("memfd:ipc-shm", not the doorbell).
+int CountSegments(pid_t pid)
 {
     FILE *f = fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "r");
     if (!f)
@@ -193,12 +117,12 @@ int count_segments(pid_t pid)
     return n;
 }
 
-int count_fds(pid_t pid)
+int CountFds(pid_t pid)
 {
-    return (int)list_dir(("/proc/" + std::to_string(pid) + "/fd").c_str()).size() - 2;
+    return (int)ListDir(("/proc/" + std::to_string(pid) + "/fd").c_str()).size() - 2;
 }
 
-/* ------------------------------------------------------------- factories */
+// ------------------------------------------------------------- factories
 
 // The segment a connected shm client maps, read through the private client
 // object: how these tests play a hostile client.
@@ -235,132 +159,132 @@ TEST(ShmTransport, FactoriesValidateNames)
 TEST(ShmTransport, ConnectWithoutServer)
 {
     int rc;
-    EXPECT_EQ(connect_client(unique_name("none"), 2, &rc), nullptr);
+    EXPECT_EQ(ConnectShm(UniqueName("none"), 2, &rc), nullptr);
     EXPECT_EQ(rc, -ECONNREFUSED);
 }
 
-/* ------------------------------------------------------------------ echo */
+// ------------------------------------------------------------------ echo
 
 TEST(ShmTransport, EchoSizes)
 {
-    std::string name = unique_name("echo");
-    ServerChild srv(name, 4);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 4);
+    std::string name = UniqueName("echo");
+    ShmServerProcess srv(name, 4);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 4);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> buf((1 << 20) + 16);
     for (size_t len : {0u, 1u, 4096u, 65536u, 1u << 20}) {
         std::vector<uint8_t> msg(len);
-        fill(msg.data(), len, len);
+        Fill(msg.data(), len, len);
         for (int rep = 0; rep < 3; rep++)
-            ASSERT_EQ(echo_once(c, msg.data(), len, buf), 0) << len;
+            ASSERT_EQ(EchoOnce(c, msg.data(), len, buf), 0) << len;
     }
-    /* Above the ring's limit (4 MiB / 2 - 16): refused, never hangs. */
+    // Above the ring's limit (4 MiB / 2 - 16): refused, never hangs.
     std::vector<uint8_t> huge((2u << 20) - 15);
     EXPECT_EQ(ipc_client_send(c, huge.data(), huge.size(), 0), -EMSGSIZE);
-    /* The connection is still fine. */
-    ASSERT_EQ(echo_once(c, huge.data(), 100, buf), 0);
-    /* Too small a receive buffer: -EMSGSIZE, discarded whole. */
+    // The connection is still fine.
+    ASSERT_EQ(EchoOnce(c, huge.data(), 100, buf), 0);
+    // Too small a receive buffer: -EMSGSIZE, discarded whole.
     ASSERT_EQ(ipc_client_send(c, huge.data(), 1000, 0), 0);
     ASSERT_EQ(ipc_client_send(c, "z", 1, 0), 0);
     EXPECT_EQ(ipc_client_recv(c, buf.data(), 999, 0), -EMSGSIZE);
     EXPECT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 0), 1);
-    /* Nothing more: a bounded recv times out. */
-    uint64_t t0 = now_ns();
+    // Nothing more: a bounded recv times out.
+    uint64_t t0 = NowNs();
     EXPECT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 30 * kMs), -ETIMEDOUT);
-    EXPECT_GE(now_ns() - t0, 30 * kMs);
-    /* Close and connect the same object again. */
+    EXPECT_GE(NowNs() - t0, 30 * kMs);
+    // Close and connect the same object again.
     ipc_client_close(c);
     EXPECT_EQ(ipc_client_send(c, "x", 1, 0), -ENOTCONN);
     ASSERT_EQ(ipc_client_connect(c), 0);
     EXPECT_EQ(ipc_client_connect(c), -EISCONN);
-    ASSERT_EQ(echo_once(c, huge.data(), 4096, buf), 0);
+    ASSERT_EQ(EchoOnce(c, huge.data(), 4096, buf), 0);
     ipc_client_destroy(c);
 }
 
 TEST(ShmTransport, MessageLargerThanSmallRing)
 {
-    std::string name = unique_name("big");
+    std::string name = UniqueName("big");
     ipc_server_options opt = {};
     opt.ring_size = 4096;
-    ServerChild srv(name, 1, &opt);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 1);
+    ShmServerProcess srv(name, 1, &opt);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 1);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> msg(8192), buf(8192);
     EXPECT_EQ(ipc_client_send(c, msg.data(), 2033, 0), -EMSGSIZE);
     EXPECT_EQ(ipc_client_send(c, msg.data(), 4096, 0), -EMSGSIZE);
-    fill(msg.data(), 2032, 7);
-    EXPECT_EQ(echo_once(c, msg.data(), 2032, buf), 0) << "largest = ring/2 - 16";
+    Fill(msg.data(), 2032, 7);
+    EXPECT_EQ(EchoOnce(c, msg.data(), 2032, buf), 0) << "largest = ring/2 - 16";
     ipc_client_destroy(c);
 }
 
-/* Random sizes over a 4 KiB ring: thousands of wraps both ways. */
+// Random sizes over a 4 KiB ring: thousands of wraps both ways.
 TEST(ShmTransport, WrapAroundRandomSizesSmallRing)
 {
-    std::string name = unique_name("wrap");
+    std::string name = UniqueName("wrap");
     ipc_server_options opt = {};
     opt.ring_size = 4096;
-    ServerChild srv(name, 2, &opt);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 2);
+    ShmServerProcess srv(name, 2, &opt);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 2);
     ASSERT_NE(c, nullptr);
     std::mt19937_64 rng(42);
     std::vector<uint8_t> msg(2032), buf(4096);
-    uint64_t frames = scaled(40000), t0 = now_ns();
+    uint64_t frames = Scaled(40000), t0 = NowNs();
     for (uint64_t i = 0; i < frames; i++) {
         size_t len = rng() % 4 == 0 ? rng() % 2033 : rng() % 200;
-        fill(msg.data(), len, i);
-        ASSERT_EQ(echo_once(c, msg.data(), len, buf), 0) << i;
+        Fill(msg.data(), len, i);
+        ASSERT_EQ(EchoOnce(c, msg.data(), len, buf), 0) << i;
     }
     printf("echo over 4 KiB rings: %llu round trips, %.1f us each\n", (unsigned long long)frames,
-           (double)(now_ns() - t0) / (double)frames / 1000.0);
-    /* Pipelined: several requests in flight, replies in order. */
-    for (uint64_t i = 0; i < scaled(5000); i++) {
+           (double)(NowNs() - t0) / (double)frames / 1000.0);
+    // Pipelined: several requests in flight, replies in order.
+    for (uint64_t i = 0; i < Scaled(5000); i++) {
         size_t lens[3];
         for (int k = 0; k < 3; k++) {
             lens[k] = rng() % 600;
-            fill(msg.data(), lens[k], i * 3 + k);
+            Fill(msg.data(), lens[k], i * 3 + k);
             ASSERT_EQ(ipc_client_send(c, msg.data(), lens[k], 10 * kSec), 0);
         }
         for (int k = 0; k < 3; k++) {
             ssize_t n = ipc_client_recv(c, buf.data(), buf.size(), 10 * kSec);
             ASSERT_EQ(n, (ssize_t)lens[k]);
-            fill(msg.data(), lens[k], i * 3 + k);
+            Fill(msg.data(), lens[k], i * 3 + k);
             ASSERT_EQ(memcmp(buf.data(), msg.data(), lens[k]), 0);
         }
     }
     ipc_client_destroy(c);
 }
 
-/* Hot-path latency with the default spin (printed, not asserted). */
+// Hot-path latency with the default spin (printed, not asserted).
 TEST(ShmTransport, SmallMessageLatency)
 {
-    std::string name = unique_name("lat");
-    ServerChild srv(name, 1);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 1);
+    std::string name = UniqueName("lat");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 1);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> msg(64, 1), buf(64);
-    uint64_t n = scaled(100000), t0 = now_ns();
+    uint64_t n = Scaled(100000), t0 = NowNs();
     for (uint64_t i = 0; i < n; i++)
-        ASSERT_EQ(echo_once(c, msg.data(), msg.size(), buf), 0);
+        ASSERT_EQ(EchoOnce(c, msg.data(), msg.size(), buf), 0);
     printf("64 B echo round trip: %.2f us (%llu round trips)\n",
-           (double)(now_ns() - t0) / (double)n / 1000.0, (unsigned long long)n);
+           (double)(NowNs() - t0) / (double)n / 1000.0, (unsigned long long)n);
     ipc_client_destroy(c);
 }
 
-/* The run loop publishes its reply without a wake and wakes the client once,
- * when it releases the request (one fence for both). Sleep on the response
- * ring's waitpoint with no spin and no liveness slices, so that a lost wake
- * is a 5 s sleep rather than a 50 ms hiccup: racing the reply (plain echo),
- * and long asleep before it (a slow handler). */
+// The run loop publishes its reply without a wake and wakes the client once,
+// when it releases the request (one fence for both). Sleep on the response
+// ring's waitpoint with no spin and no liveness slices, so that a lost wake
+// is a 5 s sleep rather than a 50 ms hiccup: racing the reply (plain echo),
+// and long asleep before it (a slow handler).
 struct TailPast {
     ipc__spsc_shared *ring;
     uint64_t value;
 };
 
-bool tail_past(void *arg)
+bool IsTailPast(void *arg)
 {
     auto *t = static_cast<TailPast *>(arg);
     return atomic_load_explicit(&t->ring->tail, memory_order_acquire) > t->value;
@@ -368,10 +292,10 @@ bool tail_past(void *arg)
 
 TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
 {
-    std::string name = unique_name("wake");
-    ServerChild srv(name, 1);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 1);
+    std::string name = UniqueName("wake");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 1);
     ASSERT_NE(c, nullptr);
     size_t size = 0;
     auto *seg = ClientSegment(c, &size);
@@ -379,90 +303,90 @@ TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
     auto *hdr = reinterpret_cast<ipc__shm_seg_header *>(seg);
     auto *resp = reinterpret_cast<ipc__spsc_shared *>(seg + hdr->resp_offset);
     std::vector<uint8_t> buf(16);
-    uint64_t rounds = scaled(20000);
+    uint64_t rounds = Scaled(20000);
     for (uint64_t i = 0; i < rounds + 20; i++) {
         bool slow = i >= rounds;
         TailPast t{resp, atomic_load(&resp->tail)};
         ASSERT_EQ(ipc_client_send(c, slow ? "SLOW" : "fast", 4, 0), 0);
-        /* A lost wake sleeps to the deadline (whose last look then finds
-         * the reply): anything near it is a failure, not slowness. */
-        uint64_t t0 = now_ns();
-        ASSERT_EQ(ipc__wait_until(&resp->data, tail_past, &t, 0, t0 + 5 * kSec), 0);
-        ASSERT_LT(now_ns() - t0, 4 * kSec) << "round " << i << ": the reply came without a wake";
+        // A lost wake sleeps to the deadline (whose last look then finds
+        // the reply): anything near it is a failure, not slowness.
+        uint64_t t0 = NowNs();
+        ASSERT_EQ(ipc__wait_until(&resp->data, IsTailPast, &t, 0, t0 + 5 * kSec), 0);
+        ASSERT_LT(NowNs() - t0, 4 * kSec) << "round " << i << ": the reply came without a wake";
         ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 0), 4);
         ASSERT_EQ(memcmp(buf.data(), slow ? "SLOW" : "fast", 4), 0);
     }
     ipc_client_destroy(c);
 }
 
-/* --------------------------------------------------------- many clients */
+// --------------------------------------------------------- many clients
 
 TEST(ShmTransport, ManyClientProcessesAtOnce)
 {
-    std::string name = unique_name("many");
+    std::string name = UniqueName("many");
     const int kClients = 6;
-    ServerChild srv(name, 8);
-    ASSERT_EQ(srv.listen_rc, 0);
-    uint64_t rounds = scaled(3000);
+    ShmServerProcess srv(name, 8);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    uint64_t rounds = Scaled(3000);
     std::vector<pid_t> kids;
     for (int k = 0; k < kClients; k++)
-        kids.push_back(fork_child([&name, k, rounds] {
-            ipc_client *c = connect_client(name, 8);
+        kids.push_back(Fork([&name, k, rounds] {
+            ipc_client *c = ConnectShm(name, 8);
             if (!c)
                 return 10;
             std::vector<uint8_t> msg(3000), buf(3000);
             for (uint64_t i = 0; i < rounds; i++) {
                 size_t len = (i * 131 + (uint64_t)k * 17) % 3000;
-                fill(msg.data(), len, i * 100 + (uint64_t)k);
-                if (echo_once(c, msg.data(), len, buf) != 0)
+                Fill(msg.data(), len, i * 100 + (uint64_t)k);
+                if (EchoOnce(c, msg.data(), len, buf) != 0)
                     return 11;
             }
             ipc_client_destroy(c);
             return 0;
         }));
     for (pid_t p : kids)
-        EXPECT_EQ(wait_child_for(p, 120000), 0);
+        EXPECT_EQ(WaitChild(p, 120000), 0);
 }
 
 TEST(ShmTransport, AllSlotsTakenThenReuseAfterClose)
 {
-    std::string name = unique_name("full");
-    ServerChild srv(name, 2);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *a = connect_client(name, 2);
-    ipc_client *b = connect_client(name, 2);
+    std::string name = UniqueName("full");
+    ShmServerProcess srv(name, 2);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *a = ConnectShm(name, 2);
+    ipc_client *b = ConnectShm(name, 2);
     ASSERT_NE(a, nullptr);
     ASSERT_NE(b, nullptr);
     int rc;
-    uint64_t t0 = now_ns();
-    EXPECT_EQ(connect_client(name, 2, &rc), nullptr);
+    uint64_t t0 = NowNs();
+    EXPECT_EQ(ConnectShm(name, 2, &rc), nullptr);
     EXPECT_EQ(rc, -EAGAIN);
-    EXPECT_LT(now_ns() - t0, 2 * kSec) << "-EAGAIN must be immediate";
-    /* Closed: the slot is free again at once. */
+    EXPECT_LT(NowNs() - t0, 2 * kSec) << "-EAGAIN must be immediate";
+    // Closed: the slot is free again at once.
     ipc_client_destroy(a);
-    ipc_client *c = connect_client(name, 2, &rc);
+    ipc_client *c = ConnectShm(name, 2, &rc);
     ASSERT_NE(c, nullptr) << rc;
     std::vector<uint8_t> buf(16);
-    EXPECT_EQ(echo_once(b, (const uint8_t *)"b", 1, buf), 0);
-    EXPECT_EQ(echo_once(c, (const uint8_t *)"c", 1, buf), 0);
-    /* A client that believes in another max_clients is refused. */
-    EXPECT_EQ(connect_client(name, 3, &rc), nullptr);
+    EXPECT_EQ(EchoOnce(b, (const uint8_t *)"b", 1, buf), 0);
+    EXPECT_EQ(EchoOnce(c, (const uint8_t *)"c", 1, buf), 0);
+    // A client that believes in another max_clients is refused.
+    EXPECT_EQ(ConnectShm(name, 3, &rc), nullptr);
     EXPECT_TRUE(rc == -EINVAL || rc == -EAGAIN) << rc;
     ipc_client_destroy(b);
-    EXPECT_EQ(connect_client(name, 3, &rc), nullptr);
+    EXPECT_EQ(ConnectShm(name, 3, &rc), nullptr);
     EXPECT_EQ(rc, -EINVAL);
     ipc_client_destroy(c);
 }
 
-/* A client process that connects, echoes once, reports, then waits. */
-pid_t idle_client(const std::string &name, size_t max_clients, int ready_fd)
+// A client process that connects, echoes once, reports, then waits.
+pid_t IdleClient(const std::string &name, size_t max_clients, int ready_fd)
 {
-    return fork_child([&name, max_clients, ready_fd] {
+    return Fork([&name, max_clients, ready_fd] {
         int rc;
-        ipc_client *c = connect_client(name, max_clients, &rc);
+        ipc_client *c = ConnectShm(name, max_clients, &rc);
         char ok = c ? 'y' : 'n';
         std::vector<uint8_t> buf(16);
-        if (c && echo_once(c, (const uint8_t *)"hi", 2, buf) != 0)
+        if (c && EchoOnce(c, (const uint8_t *)"hi", 2, buf) != 0)
             ok = 'e';
         (void)!write(ready_fd, &ok, 1);
         for (;;)
@@ -473,60 +397,60 @@ pid_t idle_client(const std::string &name, size_t max_clients, int ready_fd)
 
 TEST(ShmTransport, SlotReuseAfterSigkill)
 {
-    std::string name = unique_name("kill1");
-    ServerChild srv(name, 1);
-    ASSERT_EQ(srv.listen_rc, 0);
+    std::string name = UniqueName("kill1");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
     int p[2];
     ASSERT_EQ(pipe(p), 0);
     for (int round = 0; round < 5; round++) {
-        pid_t kid = idle_client(name, 1, p[1]);
+        pid_t kid = IdleClient(name, 1, p[1]);
         char ok = 0;
         ASSERT_EQ(read(p[0], &ok, 1), 1);
         ASSERT_EQ(ok, 'y');
         kill(kid, SIGKILL);
-        wait_child(kid);
-        uint64_t t0 = now_ns();
+        WaitChild(kid);
+        uint64_t t0 = NowNs();
         int rc;
-        ipc_client *c = connect_client(name, 1, &rc);
+        ipc_client *c = ConnectShm(name, 1, &rc);
         ASSERT_NE(c, nullptr) << rc;
         printf("slot reusable %.2f ms after the SIGKILLed client was reaped\n",
-               (double)(now_ns() - t0) / 1e6);
+               (double)(NowNs() - t0) / 1e6);
         std::vector<uint8_t> buf(16);
-        EXPECT_EQ(echo_once(c, (const uint8_t *)"x", 1, buf), 0);
+        EXPECT_EQ(EchoOnce(c, (const uint8_t *)"x", 1, buf), 0);
         ipc_client_destroy(c);
     }
     close(p[0]);
     close(p[1]);
 }
 
-/* The server notices a dead idle client by itself, through the socket
- * hang-up (no new connection needed): its socket and segment go away in
- * the server process, and the other client is not slowed. */
+// The server notices a dead idle client by itself, through the socket
+// hang-up (no new connection needed): its socket and segment go away in
+// the server process, and the other client is not slowed.
 TEST(ShmTransport, DeadClientNoticedQuickly)
 {
-    std::string name = unique_name("dead");
-    ServerChild srv(name, 2);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *a = connect_client(name, 2);
+    std::string name = UniqueName("dead");
+    ShmServerProcess srv(name, 2);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *a = ConnectShm(name, 2);
     ASSERT_NE(a, nullptr);
     int p[2];
     ASSERT_EQ(pipe(p), 0);
     std::vector<uint8_t> buf(16);
     for (int round = 0; round < 5; round++) {
-        pid_t kid = idle_client(name, 2, p[1]);
+        pid_t kid = IdleClient(name, 2, p[1]);
         char ok = 0;
         ASSERT_EQ(read(p[0], &ok, 1), 1);
         ASSERT_EQ(ok, 'y');
         usleep(20000);
-        int fds0 = count_fds(srv.pid), segs0 = count_segments(srv.pid);
+        int fds0 = CountFds(srv.pid()), segs0 = CountSegments(srv.pid());
         ASSERT_EQ(segs0, 2);
         kill(kid, SIGKILL);
-        uint64_t t0 = now_ns();
-        wait_child(kid);
+        uint64_t t0 = NowNs();
+        WaitChild(kid);
         uint64_t noticed = 0;
-        while (now_ns() - t0 < 5 * kSec) {
-            if (count_fds(srv.pid) <= fds0 - 1 && count_segments(srv.pid) == 1) {
-                noticed = now_ns() - t0;
+        while (NowNs() - t0 < 5 * kSec) {
+            if (CountFds(srv.pid()) <= fds0 - 1 && CountSegments(srv.pid()) == 1) {
+                noticed = NowNs() - t0;
                 break;
             }
             usleep(500);
@@ -534,9 +458,9 @@ TEST(ShmTransport, DeadClientNoticedQuickly)
         ASSERT_NE(noticed, 0u) << "the dead client's socket and segment are still held";
         uint64_t worst = 0;
         for (int i = 0; i < 200; i++) {
-            uint64_t t1 = now_ns();
-            ASSERT_EQ(echo_once(a, (const uint8_t *)"a", 1, buf), 0);
-            worst = std::max(worst, now_ns() - t1);
+            uint64_t t1 = NowNs();
+            ASSERT_EQ(EchoOnce(a, (const uint8_t *)"a", 1, buf), 0);
+            worst = std::max(worst, NowNs() - t1);
         }
         printf("dead client reclaimed %.2f ms after SIGKILL; slowest echo of the live "
                "client just after: %.1f us\n", noticed / 1e6, worst / 1e3);
@@ -547,23 +471,23 @@ TEST(ShmTransport, DeadClientNoticedQuickly)
     close(p[1]);
 }
 
-/* Many SIGKILLed clients, idle or mid-write; the server leaks nothing. */
+// Many SIGKILLed clients, idle or mid-write; the server leaks nothing.
 TEST(ShmTransport, KillReconnectCyclesNoLeak)
 {
-    std::string name = unique_name("cycles");
+    std::string name = UniqueName("cycles");
     ipc_server_options opt = {};
     opt.ring_size = 4096;
     opt.max_pending_output = 64 << 10;
-    ServerChild srv(name, 1, &opt);
-    ASSERT_EQ(srv.listen_rc, 0);
+    ShmServerProcess srv(name, 1, &opt);
+    ASSERT_EQ(srv.listen_rc(), 0);
     int p[2];
     ASSERT_EQ(pipe(p), 0);
     std::mt19937_64 rng(9);
     auto cycle = [&](int i) {
         bool mid_write = i % 2 == 1;
-        pid_t kid = fork_child([&] {
+        pid_t kid = Fork([&] {
             int rc;
-            ipc_client *c = connect_client(name, 1, &rc);
+            ipc_client *c = ConnectShm(name, 1, &rc);
             char ok = c ? 'y' : 'n';
             (void)!write(p[1], &ok, 1);
             if (!c)
@@ -582,84 +506,84 @@ TEST(ShmTransport, KillReconnectCyclesNoLeak)
         if (mid_write)
             usleep((useconds_t)(rng() % 300));
         kill(kid, SIGKILL);
-        wait_child(kid);
+        WaitChild(kid);
         return ok == 'y';
     };
     for (int i = 0; i < 20; i++)
         ASSERT_TRUE(cycle(i));
     usleep(300000);
-    int fds0 = count_fds(srv.pid);
-    int maps0 = count_lines("/proc/" + std::to_string(srv.pid) + "/maps");
-    EXPECT_EQ(count_segments(srv.pid), 0);
-    uint64_t cycles = scaled(10000), t0 = now_ns();
+    int fds0 = CountFds(srv.pid());
+    int maps0 = CountLines("/proc/" + std::to_string(srv.pid()) + "/maps");
+    EXPECT_EQ(CountSegments(srv.pid()), 0);
+    uint64_t cycles = Scaled(10000), t0 = NowNs();
     for (uint64_t i = 0; i < cycles; i++)
         ASSERT_TRUE(cycle((int)i));
-    double per = (double)(now_ns() - t0) / (double)cycles / 1e6;
-    usleep(300000); /* the last hang-up is reclaimed */
-    int fds1 = count_fds(srv.pid);
-    int maps1 = count_lines("/proc/" + std::to_string(srv.pid) + "/maps");
+    double per = (double)(NowNs() - t0) / (double)cycles / 1e6;
+    usleep(300000);  // the last hang-up is reclaimed
+    int fds1 = CountFds(srv.pid());
+    int maps1 = CountLines("/proc/" + std::to_string(srv.pid()) + "/maps");
     printf("%llu kill/reconnect cycles, %.2f ms each; server fds %d -> %d, maps %d -> %d\n",
            (unsigned long long)cycles, per, fds0, fds1, maps0, maps1);
     EXPECT_EQ(fds1, fds0);
-    EXPECT_EQ(count_segments(srv.pid), 0) << "a client segment is still mapped";
-#if defined(IPC_TEST_ASAN) || defined(IPC_TEST_TSAN)
-    /* Sanitizer allocators map new regions as they go: a leak would still
-     * show as one mapping per cycle. */
+    EXPECT_EQ(CountSegments(srv.pid()), 0) << "a client segment is still mapped";
+#if defined(IPC_TESTING_ASAN) || defined(IPC_TESTING_TSAN)
+    // Sanitizer allocators map new regions as they go: a leak would still
+    // show as one mapping per cycle.
     EXPECT_LE(maps1, maps0 + 40);
 #else
-    EXPECT_LE(maps1, maps0 + 2); /* allocator arenas may split a mapping */
+    EXPECT_LE(maps1, maps0 + 2);  // allocator arenas may split a mapping
 #endif
-    /* Still serving. */
-    ipc_client *c = connect_client(name, 1);
+    // Still serving.
+    ipc_client *c = ConnectShm(name, 1);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> buf(16);
-    EXPECT_EQ(echo_once(c, (const uint8_t *)"ok", 2, buf), 0);
+    EXPECT_EQ(EchoOnce(c, (const uint8_t *)"ok", 2, buf), 0);
     ipc_client_destroy(c);
     close(p[0]);
     close(p[1]);
 }
 
-/* ------------------------------------------------------- server death */
+// ------------------------------------------------------- server death
 
 TEST(ShmTransport, ServerDyingWithAClientInItsBacklogGivesConnrefused)
 {
-    std::string name = unique_name("backlog");
-    ServerChild srv(name, 1);
-    ASSERT_EQ(srv.listen_rc, 0);
-    pid_t victim = srv.pid;
-    ASSERT_EQ(kill(victim, SIGSTOP), 0); /* it will never accept us */
+    std::string name = UniqueName("backlog");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    pid_t victim = srv.pid();
+    ASSERT_EQ(kill(victim, SIGSTOP), 0);  // it will never accept us
     std::thread killer([&] {
-        usleep(100000); /* the client waits for its hello by then */
+        usleep(100000);  // the client waits for its hello by then
         kill(victim, SIGKILL);
     });
     int rc = 0;
-    ipc_client *c = connect_client(name, 1, &rc);
+    ipc_client *c = ConnectShm(name, 1, &rc);
     killer.join();
-    srv.kill_now();
+    srv.Kill();
     EXPECT_EQ(c, nullptr);
     EXPECT_EQ(rc, -ECONNREFUSED);
 }
 
 TEST(ShmTransport, ServerKillWakesBlockedClient)
 {
-    std::string name = unique_name("srvkill");
-    ServerChild srv(name, 1);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 1);
+    std::string name = UniqueName("srvkill");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 1);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> buf(64);
-    ASSERT_EQ(echo_once(c, (const uint8_t *)"x", 1, buf), 0);
+    ASSERT_EQ(EchoOnce(c, (const uint8_t *)"x", 1, buf), 0);
     std::atomic<uint64_t> killed_at{0};
-    pid_t victim = srv.pid;
+    pid_t victim = srv.pid();
     std::thread killer([&] {
         usleep(100000);
-        killed_at = now_ns();
+        killed_at = NowNs();
         kill(victim, SIGKILL);
     });
-    ssize_t rc = ipc_client_recv(c, buf.data(), buf.size(), 0); /* no limit */
-    uint64_t back = now_ns();
+    ssize_t rc = ipc_client_recv(c, buf.data(), buf.size(), 0);  // no limit
+    uint64_t back = NowNs();
     killer.join();
-    srv.kill_now();
+    srv.Kill();
     EXPECT_EQ(rc, -ECONNRESET);
     double ms = (double)(back - killed_at.load()) / 1e6;
     printf("blocked recv returned -ECONNRESET %.1f ms after the server's SIGKILL\n", ms);
@@ -668,41 +592,41 @@ TEST(ShmTransport, ServerKillWakesBlockedClient)
     EXPECT_LT(ipc_client_send(c, "x", 1, 0), 0);
     ipc_client_destroy(c);
 
-    /* Stale restart: the name is free at once after the crash. */
-    ServerChild again(name, 1);
-    EXPECT_EQ(again.listen_rc, 0);
-    c = connect_client(name, 1);
+    // Stale restart: the name is free at once after the crash.
+    ShmServerProcess again(name, 1);
+    EXPECT_EQ(again.listen_rc(), 0);
+    c = ConnectShm(name, 1);
     ASSERT_NE(c, nullptr);
-    EXPECT_EQ(echo_once(c, (const uint8_t *)"y", 1, buf), 0);
+    EXPECT_EQ(EchoOnce(c, (const uint8_t *)"y", 1, buf), 0);
     ipc_client_destroy(c);
 }
 
 TEST(ShmTransport, SecondServerGetsEaddrinuse)
 {
-    std::string name = unique_name("dup");
-    ServerChild srv(name, 2);
-    ASSERT_EQ(srv.listen_rc, 0);
+    std::string name = UniqueName("dup");
+    ShmServerProcess srv(name, 2);
+    ASSERT_EQ(srv.listen_rc(), 0);
     ipc_server *s2 = ipc_server_create_shm(name.c_str(), 2);
     ASSERT_NE(s2, nullptr);
     EXPECT_EQ(ipc_server_listen(s2), -EADDRINUSE);
     ipc_server_destroy(s2);
-    ipc_client *c = connect_client(name, 2);
+    ipc_client *c = ConnectShm(name, 2);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> buf(16);
-    EXPECT_EQ(echo_once(c, (const uint8_t *)"z", 1, buf), 0) << "the first server is untouched";
+    EXPECT_EQ(EchoOnce(c, (const uint8_t *)"z", 1, buf), 0) << "the first server is untouched";
     ipc_client_destroy(c);
 }
 
-/* Two servers racing for one name: exactly one wins. */
+// Two servers racing for one name: exactly one wins.
 TEST(ShmTransport, RacingServersExactlyOneWins)
 {
     for (int round = 0; round < 10; round++) {
-        std::string name = unique_name("race");
-        auto *go = static_cast<std::atomic<int> *>(ipc_test::shared_alloc(4096));
+        std::string name = UniqueName("race");
+        auto *go = static_cast<std::atomic<int> *>(ipc_testing::SharedAlloc(4096));
         auto *results = reinterpret_cast<std::atomic<int> *>(go + 1);
         std::vector<pid_t> kids;
         for (int k = 0; k < 4; k++)
-            kids.push_back(fork_child([&, k] {
+            kids.push_back(Fork([&, k] {
                 ipc_server *s = ipc_server_create_shm(name.c_str(), 1);
                 while (go->load() == 0) {
                 }
@@ -714,7 +638,7 @@ TEST(ShmTransport, RacingServersExactlyOneWins)
             }));
         go->store(1);
         int done = 0;
-        for (uint64_t t0 = now_ns(); done < 4 && now_ns() - t0 < 10 * kSec;) {
+        for (uint64_t t0 = NowNs(); done < 4 && NowNs() - t0 < 10 * kSec;) {
             done = 0;
             for (int k = 0; k < 4; k++)
                 done += results[k].load() != 0;
@@ -726,56 +650,56 @@ TEST(ShmTransport, RacingServersExactlyOneWins)
         }
         go->store(2);
         for (pid_t p : kids)
-            wait_child(p);
+            WaitChild(p);
         EXPECT_EQ(winners, 1);
         EXPECT_EQ(inuse, 3);
         munmap(go, 4096);
     }
 }
 
-/* ---------------------------------------------------- hostile clients */
+// ---------------------------------------------------- hostile clients
 
-/* A client that scribbles over its own ring is dropped; others go on. */
-void hostile_round(const char *tag, std::function<void(uint8_t *seg, ipc_client *c)> scribble,
+// A client that scribbles over its own ring is dropped; others go on.
+void HostileRound(const char *tag, std::function<void(uint8_t *seg, ipc_client *c)> scribble,
                    bool own_response_ring_damaged = false)
 {
-    std::string name = unique_name(tag);
+    std::string name = UniqueName(tag);
     ipc_server_options opt = {};
     opt.ring_size = 8192;
-    ServerChild srv(name, 2, &opt);
-    ASSERT_EQ(srv.listen_rc, 0);
-    pid_t bad = fork_child([&] {
-        ipc_client *c = connect_client(name, 2);
+    ShmServerProcess srv(name, 2, &opt);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    pid_t bad = Fork([&] {
+        ipc_client *c = ConnectShm(name, 2);
         if (!c)
             return 10;
         std::vector<uint8_t> buf(2048);
-        if (echo_once(c, (const uint8_t *)"hi", 2, buf) != 0)
+        if (EchoOnce(c, (const uint8_t *)"hi", 2, buf) != 0)
             return 11;
         size_t size = 0;
         uint8_t *seg = ClientSegment(c, &size);
         if (!seg || size != ipc__shm_segment_size(8192))
             return 12;
         scribble(seg, c);
-        /* The server must drop us: our recv ends with -ECONNRESET. */
+        // The server must drop us: our recv ends with -ECONNRESET.
         ssize_t n = ipc_client_recv(c, buf.data(), buf.size(), 10 * kSec);
-        while (n >= 0 || n == -EMSGSIZE) /* our own scribbles may look long */
+        while (n >= 0 || n == -EMSGSIZE)  // our own scribbles may look long
             n = ipc_client_recv(c, buf.data(), buf.size(), 10 * kSec);
         ipc_client_destroy(c);
-        /* A client that also broke its own response ring sees -EPROTO. */
+        // A client that also broke its own response ring sees -EPROTO.
         if (n == -ECONNRESET || (own_response_ring_damaged && n == -EPROTO))
             return 0;
         fprintf(stderr, "%s: hostile client's recv ended with %zd\n", tag, n);
         return 13;
     });
-    ipc_client *good = connect_client(name, 2);
+    ipc_client *good = ConnectShm(name, 2);
     ASSERT_NE(good, nullptr);
     std::vector<uint8_t> msg(500, 3), buf(600);
     uint64_t worst = 0;
     int status = -2;
-    for (uint64_t t0 = now_ns(); now_ns() - t0 < 20 * kSec;) {
-        uint64_t t1 = now_ns();
-        ASSERT_EQ(echo_once(good, msg.data(), msg.size(), buf), 0);
-        worst = std::max(worst, now_ns() - t1);
+    for (uint64_t t0 = NowNs(); NowNs() - t0 < 20 * kSec;) {
+        uint64_t t1 = NowNs();
+        ASSERT_EQ(EchoOnce(good, msg.data(), msg.size(), buf), 0);
+        worst = std::max(worst, NowNs() - t1);
         int st = 0;
         if (waitpid(bad, &st, WNOHANG) == bad) {
             status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -783,38 +707,38 @@ void hostile_round(const char *tag, std::function<void(uint8_t *seg, ipc_client 
         }
     }
     if (status == -2)
-        status = wait_child_for(bad, 1);
+        status = WaitChild(bad, 1);
     EXPECT_EQ(status, 0) << tag;
     printf("%s: slowest good echo meanwhile %.1f us\n", tag, worst / 1e3);
-    /* The server is alive and the hostile slot came back. */
-    ipc_client *again = connect_client(name, 2);
+    // The server is alive and the hostile slot came back.
+    ipc_client *again = ConnectShm(name, 2);
     ASSERT_NE(again, nullptr);
-    EXPECT_EQ(echo_once(again, msg.data(), 10, buf), 0);
-    /* And it never crashed (ASan would have aborted it): clean shutdown. */
+    EXPECT_EQ(EchoOnce(again, msg.data(), 10, buf), 0);
+    // And it never crashed (ASan would have aborted it): clean shutdown.
     ASSERT_EQ(ipc_client_send(again, "SHUTDOWN", 8, 0), 0);
     EXPECT_EQ(ipc_client_recv(again, buf.data(), buf.size(), 10 * kSec), 3);
-    EXPECT_EQ(srv.join(), 0);
+    EXPECT_EQ(srv.Join(), 0);
     ipc_client_destroy(again);
     ipc_client_destroy(good);
 }
 
 TEST(ShmTransport, HostileClientGarbageTailIsDropped)
 {
-    hostile_round("tail", [](uint8_t *seg, ipc_client *c) {
+    HostileRound("tail", [](uint8_t *seg, ipc_client *c) {
         auto *req = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_req_offset());
         atomic_store(&req->tail, 0xdeadbeefcafeull);
-        (void)ipc_client_send(c, "x", 1, 0); /* rings the doorbell */
+        (void)ipc_client_send(c, "x", 1, 0);  // rings the doorbell
         atomic_store(&req->tail, 0xdeadbeefcafeull);
     });
 }
 
 TEST(ShmTransport, HostileClientGarbageRecordIsDropped)
 {
-    hostile_round("record", [](uint8_t *seg, ipc_client *c) {
+    HostileRound("record", [](uint8_t *seg, ipc_client *c) {
         auto *req = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_req_offset());
         uint8_t *data = seg + ipc__shm_req_offset() + IPC_SHM_RING_CTRL_SIZE;
         uint64_t tail = atomic_load(&req->tail);
-        uint32_t bad[2] = {100000, 0}; /* longer than the ring */
+        uint32_t bad[2] = {100000, 0};  // longer than the ring
         memcpy(data + (tail & 8191), bad, sizeof(bad));
         atomic_store(&req->tail, tail + 8);
         (void)c;
@@ -823,11 +747,11 @@ TEST(ShmTransport, HostileClientGarbageRecordIsDropped)
 
 TEST(ShmTransport, HostileClientGarbageResponseHeadIsDropped)
 {
-    hostile_round("head", [](uint8_t *seg, ipc_client *c) {
+    HostileRound("head", [](uint8_t *seg, ipc_client *c) {
         auto *resp = reinterpret_cast<ipc__spsc_shared *>(seg + ipc__shm_resp_offset(8192));
         atomic_store(&resp->head, 0x123456789ull);
-        /* The server reads our head only once its cached copy says "full":
-         * send without reading until the replies fill the ring. */
+        // The server reads our head only once its cached copy says "full":
+        // send without reading until the replies Fill the ring.
         std::vector<uint8_t> msg(1000, 1);
         for (int i = 0; i < 40; i++)
             if (ipc_client_send(c, msg.data(), msg.size(), kSec) != 0)
@@ -835,11 +759,11 @@ TEST(ShmTransport, HostileClientGarbageResponseHeadIsDropped)
     });
 }
 
-/* Random garbage anywhere in the segment (header, indices, records,
- * waitpoints) while sending, then a certainly bad tail. */
+// Random garbage anywhere in the segment (header, indices, records,
+// waitpoints) while sending, then a certainly bad tail.
 TEST(ShmTransport, HostileClientRandomScribbles)
 {
-    hostile_round("random", [](uint8_t *seg, ipc_client *c) {
+    HostileRound("random", [](uint8_t *seg, ipc_client *c) {
         std::mt19937_64 rng(getpid());
         size_t size = ipc__shm_segment_size(8192);
         std::vector<uint8_t> msg(3000, 5);
@@ -861,10 +785,10 @@ TEST(ShmTransport, HostileClientRandomScribbles)
     }, true);
 }
 
-/* -------------------------------------------- server-side API details */
+// -------------------------------------------- server-side API details
 
-/* A server driven by hand in this process; the client is a child that
- * waits for the go byte before connecting. */
+// A server driven by hand in this process; the client is a child that
+// waits for the go byte before connecting.
 struct ManualServer {
     ipc_server *s = nullptr;
     ManualServer(const std::string &name, size_t max_clients, const ipc_server_options *opt)
@@ -878,51 +802,51 @@ struct ManualServer {
 
 TEST(ShmTransport, ServerApiErrors)
 {
-    std::string name = unique_name("api");
+    std::string name = UniqueName("api");
     ManualServer m(name, 2, nullptr);
     std::vector<uint8_t> buf(16);
     EXPECT_EQ(ipc_server_recv(m.s, 0, buf.data(), buf.size()), -ENOENT);
     EXPECT_EQ(ipc_server_recv(m.s, 5, buf.data(), buf.size()), -ENOENT);
     EXPECT_EQ(ipc_server_send(m.s, 1, "x", 1), -ENOENT);
     EXPECT_EQ(ipc_server_listen(m.s), -EALREADY);
-    uint64_t t0 = now_ns();
+    uint64_t t0 = NowNs();
     EXPECT_EQ(ipc_server_wait_for_data(m.s, 20 * kMs), -ETIMEDOUT);
-    EXPECT_GE(now_ns() - t0, 20 * kMs);
+    EXPECT_GE(NowNs() - t0, 20 * kMs);
     ipc_server_close(m.s);
     EXPECT_EQ(ipc_server_listen(m.s), 0) << "listen again after close";
 }
 
-/* Replies that do not fit are queued and flushed when the client reads;
- * a client that never reads is dropped past max_pending_output. */
+// Replies that do not fit are queued and flushed when the client reads;
+// a client that never reads is dropped past max_pending_output.
 TEST(ShmTransport, SlowReaderQueuedThenNonReaderDropped)
 {
-    std::string name = unique_name("slow");
+    std::string name = UniqueName("slow");
     ipc_server_options opt = {};
     opt.ring_size = 4096;
     opt.max_pending_output = 40000;
     int go[2];
     ASSERT_EQ(pipe(go), 0);
-    pid_t kid = fork_child([&] {
+    pid_t kid = Fork([&] {
         char b;
         if (read(go[0], &b, 1) != 1)
             return 9;
-        ipc_client *c = connect_client(name, 1);
+        ipc_client *c = ConnectShm(name, 1);
         if (!c)
             return 10;
         if (ipc_client_send(c, "start", 5, 0) != 0)
             return 11;
-        usleep(200000); /* let the replies pile up */
+        usleep(200000);  // let the replies pile up
         std::vector<uint8_t> buf(2000), want(1000);
         for (int i = 0; i < 30; i++) {
             if (ipc_client_recv(c, buf.data(), buf.size(), 10 * kSec) != 1000)
                 return 12;
-            fill(want.data(), 1000, (uint64_t)i);
+            Fill(want.data(), 1000, (uint64_t)i);
             if (memcmp(buf.data(), want.data(), 1000) != 0)
                 return 13;
         }
         if (ipc_client_send(c, "done", 4, 0) != 0)
             return 14;
-        /* Now stop reading until the server has dropped us. */
+        // Now stop reading until the server has dropped us.
         if (read(go[0], &b, 1) != 1)
             return 15;
         ssize_t n;
@@ -937,14 +861,14 @@ TEST(ShmTransport, SlowReaderQueuedThenNonReaderDropped)
     int id = ipc_server_wait_for_data(m.s, 10 * kSec);
     ASSERT_GE(id, 0);
     ASSERT_EQ(ipc_server_recv(m.s, id, buf.data(), buf.size()), 5);
-    for (int i = 0; i < 30; i++) { /* 30 KB into a 4 KiB ring: most queue */
-        fill(msg.data(), 1000, (uint64_t)i);
+    for (int i = 0; i < 30; i++) {  // 30 KB into a 4 KiB ring: most queue
+        Fill(msg.data(), 1000, (uint64_t)i);
         ASSERT_EQ(ipc_server_send(m.s, id, msg.data(), 1000), 0) << i;
     }
-    /* Flushed from inside wait_for_data, woken by the client's reads. */
+    // Flushed from inside wait_for_data, woken by the client's reads.
     ASSERT_EQ(ipc_server_wait_for_data(m.s, 10 * kSec), id);
     ASSERT_EQ(ipc_server_recv(m.s, id, buf.data(), buf.size()), 4);
-    /* The client is blocked on the pipe now: it does not read. */
+    // The client is blocked on the pipe now: it does not read.
     int rc = 0, sent = 0;
     while ((rc = ipc_server_send(m.s, id, msg.data(), 1000)) == 0)
         sent++;
@@ -952,31 +876,31 @@ TEST(ShmTransport, SlowReaderQueuedThenNonReaderDropped)
     ASSERT_EQ(write(go[1], "g", 1), 1);
     EXPECT_LE(sent, 45);
     EXPECT_EQ(ipc_server_send(m.s, id, msg.data(), 1), -ENOENT) << "dropped";
-    EXPECT_EQ(wait_child_for(kid, 20000), 0);
+    EXPECT_EQ(WaitChild(kid, 20000), 0);
     close(go[0]);
     close(go[1]);
 }
 
-/* A full request ring: send waits, then -ETIMEDOUT with nothing sent. */
+// A full request ring: send waits, then -ETIMEDOUT with nothing sent.
 TEST(ShmTransport, SendTimesOutOnFullRing)
 {
-    std::string name = unique_name("fullring");
+    std::string name = UniqueName("fullring");
     ipc_server_options opt = {};
     opt.ring_size = 4096;
     int go[2];
     ASSERT_EQ(pipe(go), 0);
-    pid_t kid = fork_child([&] {
+    pid_t kid = Fork([&] {
         char b;
         if (read(go[0], &b, 1) != 1)
             return 100;
-        ipc_client *c = connect_client(name, 1);
+        ipc_client *c = ConnectShm(name, 1);
         if (!c)
             return 101;
         std::vector<uint8_t> msg(1000);
         int sent = 0;
         uint64_t t0 = 0;
         for (;;) {
-            t0 = now_ns();
+            t0 = NowNs();
             int rc = ipc_client_send(c, msg.data(), msg.size(), 50 * kMs);
             if (rc == -ETIMEDOUT)
                 break;
@@ -984,58 +908,58 @@ TEST(ShmTransport, SendTimesOutOnFullRing)
                 return 102;
             sent++;
         }
-        if (now_ns() - t0 < 50 * kMs)
+        if (NowNs() - t0 < 50 * kMs)
             return 103;
         ipc_client_destroy(c);
         return sent;
     });
     ManualServer m(name, 1, &opt);
     ASSERT_EQ(write(go[1], "g", 1), 1);
-    /* Accept the client, then never read. */
+    // Accept the client, then never read.
     int id = ipc_server_wait_for_data(m.s, 10 * kSec);
     ASSERT_GE(id, 0);
-    EXPECT_EQ(wait_child_for(kid, 20000), 4) << "4 x 1016-byte records fill 4 KiB";
+    EXPECT_EQ(WaitChild(kid, 20000), 4) << "4 x 1016-byte records Fill 4 KiB";
     close(go[0]);
     close(go[1]);
 }
 
 TEST(ShmTransport, RunUntilHandlerShutdown)
 {
-    std::string name = unique_name("run");
-    ServerChild srv(name, 2);
-    ASSERT_EQ(srv.listen_rc, 0);
-    ipc_client *c = connect_client(name, 2);
+    std::string name = UniqueName("run");
+    ShmServerProcess srv(name, 2);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 2);
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> buf(16);
-    ASSERT_EQ(echo_once(c, (const uint8_t *)"ping", 4, buf), 0);
+    ASSERT_EQ(EchoOnce(c, (const uint8_t *)"ping", 4, buf), 0);
     ASSERT_EQ(ipc_client_send(c, "SHUTDOWN", 8, 0), 0);
     ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 5 * kSec), 3);
     EXPECT_EQ(memcmp(buf.data(), "bye", 3), 0);
-    EXPECT_EQ(srv.join(), 0) << "run() returned 0 and the process exited";
+    EXPECT_EQ(srv.Join(), 0) << "run() returned 0 and the process exited";
     EXPECT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 5 * kSec), -ECONNRESET);
     ipc_client_destroy(c);
 }
 
 ipc_server *g_stop_server = nullptr;
-void stop_on_signal(int) { ipc_server_stop(g_stop_server); }
+void StopOnSignal(int) { ipc_server_stop(g_stop_server); }
 
 TEST(ShmTransport, StopFromSignalHandlerAndThread)
 {
-    std::string name = unique_name("stop");
+    std::string name = UniqueName("stop");
     ManualServer m(name, 2, nullptr);
     g_stop_server = m.s;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = stop_on_signal;
+    sa.sa_handler = StopOnSignal;
     ASSERT_EQ(sigaction(SIGUSR2, &sa, &old), 0);
     pthread_t self = pthread_self();
     std::thread sig([&] {
         usleep(100000);
         pthread_kill(self, SIGUSR2);
     });
-    uint64_t t0 = now_ns();
-    EXPECT_EQ(ipc_server_run(m.s, echo_handler, nullptr, 0), 0);
-    double ms = (double)(now_ns() - t0) / 1e6;
+    uint64_t t0 = NowNs();
+    EXPECT_EQ(ipc_server_run(m.s, ScriptedEchoHandler, nullptr, 0), 0);
+    double ms = (double)(NowNs() - t0) / 1e6;
     sig.join();
     printf("run() returned %.1f ms after start (signal at 100 ms)\n", ms);
     EXPECT_LT(ms, 2000.0);
@@ -1044,12 +968,12 @@ TEST(ShmTransport, StopFromSignalHandlerAndThread)
         usleep(100000);
         ipc_server_stop(m.s);
     });
-    t0 = now_ns();
+    t0 = NowNs();
     EXPECT_EQ(ipc_server_wait_for_data(m.s, 0), -ECANCELED);
-    EXPECT_LT(now_ns() - t0, 2 * kSec);
+    EXPECT_LT(NowNs() - t0, 2 * kSec);
     other.join();
     EXPECT_EQ(ipc_server_wait_for_data(m.s, 0), -ECANCELED) << "sticky until run() returns";
-    ipc_server_close(m.s); /* clears the request */
+    ipc_server_close(m.s);  // clears the request
     ASSERT_EQ(ipc_server_listen(m.s), 0);
     EXPECT_EQ(ipc_server_wait_for_data(m.s, 10 * kMs), -ETIMEDOUT);
     sigaction(SIGUSR2, &old, nullptr);

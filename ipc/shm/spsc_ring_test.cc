@@ -1,23 +1,26 @@
-/* Tests for the SPSC frame ring (ipc/shm/spsc_ring.h). */
+// Tests for the SPSC frame ring (ipc/shm/spsc_ring.h).
 #include <errno.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 
 #include <random>
 #include <thread>
 #include <vector>
 
-#include "ipc/shm/test_util.h"
-/* Last: <stdatomic.h> macros clash with <atomic> when included first. */
+#include "ipc/testing/process.h"
+// Last: <stdatomic.h> macros clash with <atomic> when included first.
 #include "ipc/shm/spsc_ring.h"
 
 namespace {
 
-using ipc_test::now_ns;
-using ipc_test::scaled;
+using ipc_testing::NowNs;
+using ipc_testing::Scaled;
 
-/* A ring in memory of its own: malloc'ed (or shared) so that ASan catches
- * any access past the data area. */
+// A ring in memory of its own: malloc'ed (or shared) so that ASan catches
+// any access past the data area.
 struct Ring {
     ipc__spsc_shared *shared;
     uint8_t *data;
@@ -28,8 +31,8 @@ struct Ring {
     explicit Ring(size_t capacity, bool shared_mem = false) : cap(capacity), mapped(shared_mem)
     {
         if (shared_mem) {
-            shared = static_cast<ipc__spsc_shared *>(ipc_test::shared_alloc(sizeof(*shared)));
-            data = static_cast<uint8_t *>(ipc_test::shared_alloc(cap));
+            shared = static_cast<ipc__spsc_shared *>(ipc_testing::SharedAlloc(sizeof(*shared)));
+            data = static_cast<uint8_t *>(ipc_testing::SharedAlloc(cap));
         } else {
             shared = static_cast<ipc__spsc_shared *>(aligned_alloc(128, sizeof(*shared)));
             data = static_cast<uint8_t *>(aligned_alloc(64, cap));
@@ -51,8 +54,8 @@ struct Ring {
     }
 };
 
-/* Frame content derived from a sequence number, so the reader can check it. */
-void fill(uint8_t *p, size_t n, uint64_t seq)
+// Frame content derived from a sequence number, so the reader can Check it.
+void Fill(uint8_t *p, size_t n, uint64_t seq)
 {
     uint64_t x = seq * 0x9E3779B97F4A7C15ull + n;
     for (size_t i = 0; i < n; i += 8) {
@@ -62,15 +65,15 @@ void fill(uint8_t *p, size_t n, uint64_t seq)
     }
 }
 
-bool check(const uint8_t *p, size_t n, uint64_t seq)
+bool Check(const uint8_t *p, size_t n, uint64_t seq)
 {
     std::vector<uint8_t> want(n);
-    fill(want.data(), n, seq);
+    Fill(want.data(), n, seq);
     return n == 0 || memcmp(p, want.data(), n) == 0;
 }
 
-/* Frame size for sequence number seq, derived so both sides agree. */
-size_t size_for(uint64_t seq, size_t max)
+// Frame size for sequence number seq, derived so both sides agree.
+size_t SizeFor(uint64_t seq, size_t max)
 {
     uint64_t x = (seq + 1) * 0x2545F4914F6CDD1Dull;
     x ^= x >> 31;
@@ -128,11 +131,11 @@ TEST(SpscRing, EmptyAndZeroLength)
     EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 3);
     EXPECT_EQ(memcmp(buf, "abc", 3), 0);
     EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), -EAGAIN);
-    ipc__spsc_release(&r.cons); /* nothing peeked: no-op */
+    ipc__spsc_release(&r.cons);  // nothing peeked: no-op
     EXPECT_EQ(atomic_load(&r.shared->head), atomic_load(&r.shared->tail));
 }
 
-/* The largest frame fits an empty ring wherever its indices stand. */
+// The largest frame fits an empty ring wherever its indices stand.
 TEST(SpscRing, ExactLargestFrameFitsAtEveryOffset)
 {
     for (size_t cap : {4096u, 8192u, 65536u}) {
@@ -140,11 +143,11 @@ TEST(SpscRing, ExactLargestFrameFitsAtEveryOffset)
         size_t max = ipc__spsc_max_payload(cap);
         std::vector<uint8_t> big(max + 1), out(max + 1);
         for (size_t shift = 0; shift < cap; shift += (cap == 4096 ? 8 : 264)) {
-            fill(big.data(), max, shift);
+            Fill(big.data(), max, shift);
             ASSERT_EQ(ipc__spsc_push(&r.prod, big.data(), max), 1) << cap << " " << shift;
             ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), out.size()), (long)max);
-            ASSERT_TRUE(check(out.data(), max, shift));
-            /* Move the indices along by 8 bytes (one zero-length record). */
+            ASSERT_TRUE(Check(out.data(), max, shift));
+            // Move the indices along by 8 bytes (one zero-length record).
             ASSERT_EQ(ipc__spsc_push(&r.prod, nullptr, 0), 1);
             ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), 0), 0);
         }
@@ -163,16 +166,16 @@ TEST(SpscRing, FullThenSpaceAgain)
         pushed++;
     EXPECT_EQ(pushed, 4096 / 64);
     EXPECT_EQ(ipc__spsc_writable(&r.prod, 0), 0);
-    EXPECT_EQ(ipc__spsc_wait_writable(&r.prod, 0, 0, now_ns() + 5000000), -ETIMEDOUT);
+    EXPECT_EQ(ipc__spsc_wait_writable(&r.prod, 0, 0, NowNs() + 5000000), -ETIMEDOUT);
     uint8_t out[64];
     EXPECT_EQ(ipc__spsc_pop(&r.cons, out, sizeof(out)), 56);
-    EXPECT_EQ(ipc__spsc_wait_writable(&r.prod, 56, 0, now_ns() + 5000000), 0);
+    EXPECT_EQ(ipc__spsc_wait_writable(&r.prod, 56, 0, NowNs() + 5000000), 0);
     EXPECT_EQ(ipc__spsc_push(&r.prod, frame, sizeof(frame)), 1);
     EXPECT_EQ(ipc__spsc_push(&r.prod, frame, 0), 0);
     while (ipc__spsc_pop(&r.cons, out, sizeof(out)) == 56)
         pushed--;
     EXPECT_EQ(pushed, 0);
-    EXPECT_EQ(ipc__spsc_wait_readable(&r.cons, 1000, now_ns() + 5000000), -ETIMEDOUT);
+    EXPECT_EQ(ipc__spsc_wait_readable(&r.cons, 1000, NowNs() + 5000000), -ETIMEDOUT);
 }
 
 TEST(SpscRing, TooLongForBufferIsDropped)
@@ -186,7 +189,7 @@ TEST(SpscRing, TooLongForBufferIsDropped)
     EXPECT_EQ(memcmp(buf, "xy", 2), 0);
 }
 
-/* Claim in place, publish fewer bytes; also across the wrap point. */
+// Claim in place, publish fewer bytes; also across the wrap point.
 TEST(SpscRing, PublishShorterThanClaimed)
 {
     Ring r(4096);
@@ -195,19 +198,19 @@ TEST(SpscRing, PublishShorterThanClaimed)
         void *p;
         size_t want = 100 + (size_t)i * 7 % 1900;
         ASSERT_EQ(ipc__spsc_claim(&r.prod, want, &p), 1);
-        fill(static_cast<uint8_t *>(p), want / 2, (uint64_t)i);
+        Fill(static_cast<uint8_t *>(p), want / 2, (uint64_t)i);
         ipc__spsc_publish(&r.prod, want / 2);
         ASSERT_EQ(ipc__spsc_pop(&r.cons, out, sizeof(out)), (long)(want / 2));
-        ASSERT_TRUE(check(out, want / 2, (uint64_t)i));
+        ASSERT_TRUE(Check(out, want / 2, (uint64_t)i));
     }
 }
 
-/* publish wakes a sleeper on the data waitpoint; publish_nowake leaves the
- * waking to the caller (the doorbell) but publishes the frame all the same. */
+// publish wakes a sleeper on the data waitpoint; publish_nowake leaves the
+// waking to the caller (the doorbell) but publishes the frame all the same.
 TEST(SpscRing, PublishNowakePublishesWithoutBumpingTheWaitpoint)
 {
     Ring r(4096);
-    atomic_store(&r.shared->data.waiters, 1u); /* as if the consumer slept here */
+    atomic_store(&r.shared->data.waiters, 1u);  // as if the consumer slept here
     uint8_t out[16];
     ASSERT_EQ(ipc__spsc_push(&r.prod, "a", 1), 1);
     EXPECT_EQ(atomic_load(&r.shared->data.seq), 1u);
@@ -222,21 +225,21 @@ TEST(SpscRing, PublishNowakePublishesWithoutBumpingTheWaitpoint)
     atomic_store(&r.shared->data.waiters, 0u);
 }
 
-/* Producer and consumer threads, random sizes, small rings: many wraps. */
-void threaded_stream(size_t cap, uint64_t frames, uint64_t spin_ns)
+// Producer and consumer threads, random sizes, small rings: many wraps.
+void ThreadedStream(size_t cap, uint64_t frames, uint64_t spin_ns)
 {
     Ring r(cap);
     size_t max = ipc__spsc_max_payload(cap);
     std::thread prod([&] {
         std::vector<uint8_t> buf(max);
         for (uint64_t i = 0; i < frames; i++) {
-            size_t n = size_for(i, max);
+            size_t n = SizeFor(i, max);
             void *p;
             int rc;
             while ((rc = ipc__spsc_claim(&r.prod, n, &p)) == 0)
-                ASSERT_EQ(ipc__spsc_wait_writable(&r.prod, n, spin_ns, now_ns() + 10000000000ull), 0);
+                ASSERT_EQ(ipc__spsc_wait_writable(&r.prod, n, spin_ns, NowNs() + 10000000000ull), 0);
             ASSERT_EQ(rc, 1);
-            fill(static_cast<uint8_t *>(p), n, i);
+            Fill(static_cast<uint8_t *>(p), n, i);
             ipc__spsc_publish(&r.prod, n);
         }
     });
@@ -246,9 +249,9 @@ void threaded_stream(size_t cap, uint64_t frames, uint64_t spin_ns)
         uint32_t n;
         int rc;
         while ((rc = ipc__spsc_peek(&r.cons, &p, &n)) == 0)
-            ASSERT_EQ(ipc__spsc_wait_readable(&r.cons, spin_ns, now_ns() + 10000000000ull), 0);
+            ASSERT_EQ(ipc__spsc_wait_readable(&r.cons, spin_ns, NowNs() + 10000000000ull), 0);
         ASSERT_EQ(rc, 1);
-        if (n != size_for(i, max) || !check(static_cast<const uint8_t *>(p), n, i))
+        if (n != SizeFor(i, max) || !Check(static_cast<const uint8_t *>(p), n, i))
             bad++;
         ipc__spsc_release(&r.cons);
     }
@@ -258,69 +261,69 @@ void threaded_stream(size_t cap, uint64_t frames, uint64_t spin_ns)
 
 TEST(SpscRing, ThreadedWrapAroundRandomSizes)
 {
-    uint64_t frames = scaled(1000000);
-    uint64_t t0 = now_ns();
-    threaded_stream(4096, frames, 50000);
+    uint64_t frames = Scaled(1000000);
+    uint64_t t0 = NowNs();
+    ThreadedStream(4096, frames, 50000);
     printf("threaded 4 KiB ring: %llu frames, %.0f ns per frame\n", (unsigned long long)frames,
-           (double)(now_ns() - t0) / (double)frames);
-    threaded_stream(16384, scaled(300000), 0);
+           (double)(NowNs() - t0) / (double)frames);
+    ThreadedStream(16384, Scaled(300000), 0);
 }
 
-/* The same across processes through shared memory, futex waits included. */
+// The same across processes through shared memory, futex waits included.
 TEST(SpscRing, ForkedWrapAroundChecksummed)
 {
     const size_t cap = 4096;
-    uint64_t frames = scaled(1000000);
+    uint64_t frames = Scaled(1000000);
     Ring r(cap, true);
     size_t max = ipc__spsc_max_payload(cap);
-    pid_t child = ipc_test::fork_child([&] {
+    pid_t child = ipc_testing::Fork([&] {
         for (uint64_t i = 0; i < frames; i++) {
-            size_t n = size_for(i, max);
+            size_t n = SizeFor(i, max);
             void *p;
             int rc;
             while ((rc = ipc__spsc_claim(&r.prod, n, &p)) == 0)
-                if (ipc__spsc_wait_writable(&r.prod, n, 20000, now_ns() + 10000000000ull) != 0)
+                if (ipc__spsc_wait_writable(&r.prod, n, 20000, NowNs() + 10000000000ull) != 0)
                     return 2;
             if (rc != 1)
                 return 3;
-            fill(static_cast<uint8_t *>(p), n, i);
+            Fill(static_cast<uint8_t *>(p), n, i);
             ipc__spsc_publish(&r.prod, n);
         }
         return 0;
     });
-    uint64_t bad = 0, t0 = now_ns();
+    uint64_t bad = 0, t0 = NowNs();
     std::vector<uint8_t> buf(max);
     for (uint64_t i = 0; i < frames; i++) {
         long n;
         while ((n = ipc__spsc_pop(&r.cons, buf.data(), buf.size())) == -EAGAIN)
-            ASSERT_EQ(ipc__spsc_wait_readable(&r.cons, 20000, now_ns() + 10000000000ull), 0);
+            ASSERT_EQ(ipc__spsc_wait_readable(&r.cons, 20000, NowNs() + 10000000000ull), 0);
         ASSERT_GE(n, 0);
-        if ((size_t)n != size_for(i, max) || !check(buf.data(), (size_t)n, i))
+        if ((size_t)n != SizeFor(i, max) || !Check(buf.data(), (size_t)n, i))
             bad++;
     }
     printf("forked 4 KiB ring: %llu frames, %.0f ns per frame\n", (unsigned long long)frames,
-           (double)(now_ns() - t0) / (double)frames);
+           (double)(NowNs() - t0) / (double)frames);
     EXPECT_EQ(bad, 0u);
-    EXPECT_EQ(ipc_test::wait_child(child), 0);
+    EXPECT_EQ(ipc_testing::WaitChild(child), 0);
 }
 
-/* Hostile producer: garbage tail and records give -EPROTO or well-formed
- * frames inside the data area, never a crash (ASan checks the bounds). */
+// Hostile producer: garbage tail and records give -EPROTO or well-formed
+// frames inside the data area, never a crash (ASan checks the bounds).
 TEST(SpscRing, HostileProducerGarbage)
 {
     std::mt19937_64 rng(12345);
-    uint64_t rounds = scaled(200000);
+    uint64_t rounds = Scaled(200000);
     uint64_t eproto = 0, frames = 0;
     for (uint64_t round = 0; round < rounds; round++) {
         Ring r(4096);
-        /* A few honest frames first, so the indices sit anywhere. */
+        // A few honest frames first, so the indices sit anywhere.
         int honest = (int)(rng() % 40);
         uint8_t tmp[2048];
         for (int i = 0; i < honest; i++) {
             if (ipc__spsc_push(&r.prod, tmp, rng() % 200) == 0 || rng() % 2)
                 ASSERT_GE(ipc__spsc_pop(&r.cons, tmp, sizeof(tmp)), 0);
         }
-        /* Scribble: random words in the data area, random tail. */
+        // Scribble: random words in the data area, random tail.
         int scribbles = (int)(rng() % 8);
         for (int i = 0; i < scribbles; i++) {
             uint32_t v = (uint32_t)rng();
@@ -337,7 +340,7 @@ TEST(SpscRing, HostileProducerGarbage)
         case 2: atomic_store(&r.shared->tail, atomic_load(&r.shared->tail) - (rng() % 64)); break;
         default: break;
         }
-        /* Drain: bounded, each frame inside the data area. */
+        // Drain: bounded, each frame inside the data area.
         for (int i = 0; i < 1000; i++) {
             const void *p;
             uint32_t n;
@@ -355,7 +358,7 @@ TEST(SpscRing, HostileProducerGarbage)
             ASSERT_LE(b + n, r.data + r.cap);
             ASSERT_LE(n, ipc__spsc_max_payload(r.cap));
             volatile uint8_t sink = 0;
-            for (uint32_t k = 0; k < n; k++) /* touch every byte: ASan checks */
+            for (uint32_t k = 0; k < n; k++)  // touch every byte: ASan checks
                 sink = sink + b[k];
             frames++;
             ipc__spsc_release(&r.cons);
@@ -367,11 +370,11 @@ TEST(SpscRing, HostileProducerGarbage)
     EXPECT_GT(eproto, 0u);
 }
 
-/* Hostile consumer: a garbage head gives -EPROTO or in-bounds claims. */
+// Hostile consumer: a garbage head gives -EPROTO or in-bounds claims.
 TEST(SpscRing, HostileConsumerGarbage)
 {
     std::mt19937_64 rng(777);
-    uint64_t rounds = scaled(200000), eproto = 0;
+    uint64_t rounds = Scaled(200000), eproto = 0;
     for (uint64_t round = 0; round < rounds; round++) {
         Ring r(4096);
         int honest = (int)(rng() % 40);
@@ -408,7 +411,7 @@ TEST(SpscRing, HostileConsumerGarbage)
     EXPECT_GT(eproto, 0u);
 }
 
-/* Hand-made corruptions, each of which must be caught. */
+// Hand-made corruptions, each of which must be caught.
 TEST(SpscRing, SpecificCorruptionsDetected)
 {
     auto expect_eproto = [](const char *what, const std::function<void(Ring &)> &poke) {
@@ -428,20 +431,20 @@ TEST(SpscRing, SpecificCorruptionsDetected)
     expect_eproto("reserved != 0", [&](Ring &r) { v = 1; memcpy(r.data + 4, &v, 4); });
     expect_eproto("wrap at offset 0", [&](Ring &r) { v = IPC__SPSC_WRAP; memcpy(r.data, &v, 4); });
 
-    /* A wrap marker with no record after it before tail. */
+    // A wrap marker with no record after it before tail.
     Ring r(4096);
     uint8_t buf[2048];
     ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 2000), 1);
     ASSERT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 2000);
-    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 2000), 1); /* at 2008 .. 4016 */
+    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 2000), 1);  // at 2008 .. 4016
     ASSERT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 2000);
-    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 100), 1); /* wraps: marker at 4016 */
-    atomic_store(&r.shared->tail, 4096ull);          /* only the marker published */
+    ASSERT_EQ(ipc__spsc_push(&r.prod, buf, 100), 1);  // wraps: marker at 4016
+    atomic_store(&r.shared->tail, 4096ull);  // only the marker published
     const void *p;
     uint32_t n;
     EXPECT_EQ(ipc__spsc_peek(&r.cons, &p, &n), -EPROTO);
 
-    /* Producer side: head ahead of tail, or more than capacity behind. */
+    // Producer side: head ahead of tail, or more than capacity behind.
     for (uint64_t bad_head : std::initializer_list<uint64_t>{4096 + 8, (uint64_t)-8}) {
         Ring q(4096);
         void *w;

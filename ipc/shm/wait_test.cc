@@ -1,6 +1,9 @@
-/* Tests for the adaptive futex wait (ipc/shm/wait.h). */
+// Tests for the adaptive futex wait (ipc/shm/wait.h).
 #include <errno.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -8,19 +11,19 @@
 #include <thread>
 #include <vector>
 
-#include "ipc/shm/test_util.h"
-/* Last: the C header pulls in <stdatomic.h>, whose macros clash with <atomic>
- * if it comes first. */
+#include "ipc/testing/process.h"
+// Last: the C header pulls in <stdatomic.h>, whose macros clash with <atomic>
+// if it comes first.
 #include "ipc/shm/wait.h"
 
 namespace {
 
-using ipc_test::now_ns;
-using ipc_test::scaled;
+using ipc_testing::NowNs;
+using ipc_testing::Scaled;
 
 constexpr uint64_t kSec = 1000000000ull;
 
-/* Two one-way channels in shared memory: ping (parent -> child) and pong. */
+// Two one-way channels in shared memory: ping (parent -> child) and pong.
 struct PingPong {
     ipc__waitpoint ping_wp;
     ipc__waitpoint pong_wp;
@@ -33,48 +36,48 @@ struct Want {
     uint64_t value;
 };
 
-bool reached(void *arg)
+bool Reached(void *arg)
 {
     Want *w = static_cast<Want *>(arg);
     return atomic_load_explicit(w->word, memory_order_acquire) >= w->value;
 }
 
-/* Waits for *word >= value; false on a (10 s) timeout, which is a hang. */
-bool wait_for(ipc__waitpoint *wp, _Atomic uint64_t *word, uint64_t value, uint64_t spin_ns)
+// Waits for *word >= value; false on a (10 s) timeout, which is a hang.
+bool WaitFor(ipc__waitpoint *wp, _Atomic uint64_t *word, uint64_t value, uint64_t spin_ns)
 {
     Want w{word, value};
-    return ipc__wait_until(wp, reached, &w, spin_ns, now_ns() + 10 * kSec) == 0;
+    return ipc__wait_until(wp, Reached, &w, spin_ns, NowNs() + 10 * kSec) == 0;
 }
 
-void publish(ipc__waitpoint *wp, _Atomic uint64_t *word, uint64_t value)
+void Publish(ipc__waitpoint *wp, _Atomic uint64_t *word, uint64_t value)
 {
     atomic_store_explicit(word, value, memory_order_release);
     ipc__wait_notify(wp);
 }
 
-/* Parent pings, the forked child pongs; returns ns per round trip. */
-double forked_ping_pong(uint64_t rounds, uint64_t spin_ns)
+// Parent pings, the forked child pongs; returns ns per round trip.
+double ForkedPingPong(uint64_t rounds, uint64_t spin_ns)
 {
-    auto *pp = static_cast<PingPong *>(ipc_test::shared_alloc(sizeof(PingPong)));
+    auto *pp = static_cast<PingPong *>(ipc_testing::SharedAlloc(sizeof(PingPong)));
     ipc__waitpoint_init(&pp->ping_wp);
     ipc__waitpoint_init(&pp->pong_wp);
-    pid_t child = ipc_test::fork_child([&] {
+    pid_t child = ipc_testing::Fork([&] {
         for (uint64_t i = 1; i <= rounds; i++) {
-            if (!wait_for(&pp->ping_wp, &pp->ping, i, spin_ns))
+            if (!WaitFor(&pp->ping_wp, &pp->ping, i, spin_ns))
                 return 1;
-            publish(&pp->pong_wp, &pp->pong, i);
+            Publish(&pp->pong_wp, &pp->pong, i);
         }
         return 0;
     });
-    uint64_t t0 = now_ns();
+    uint64_t t0 = NowNs();
     bool ok = true;
     for (uint64_t i = 1; i <= rounds && ok; i++) {
-        publish(&pp->ping_wp, &pp->ping, i);
-        ok = wait_for(&pp->pong_wp, &pp->pong, i, spin_ns);
+        Publish(&pp->ping_wp, &pp->ping, i);
+        ok = WaitFor(&pp->pong_wp, &pp->pong, i, spin_ns);
     }
-    uint64_t t1 = now_ns();
+    uint64_t t1 = NowNs();
     EXPECT_TRUE(ok) << "parent wait hit its 10 s deadline: lost wake";
-    EXPECT_EQ(ipc_test::wait_child(child), 0) << "child wait hit its deadline";
+    EXPECT_EQ(ipc_testing::WaitChild(child), 0) << "child wait hit its deadline";
     munmap(pp, sizeof(PingPong));
     return (double)(t1 - t0) / (double)rounds;
 }
@@ -84,52 +87,52 @@ TEST(Wait, WaitpointIsEightBytes)
     EXPECT_EQ(sizeof(ipc__waitpoint), 8u);
 }
 
-/* spin_ns = 0: every handoff sleeps in and wakes through the futex. */
+// spin_ns = 0: every handoff sleeps in and wakes through the futex.
 TEST(Wait, ForkedPingPongFutexOnly)
 {
-    uint64_t rounds = scaled(1000000);
-    double ns = forked_ping_pong(rounds, 0);
+    uint64_t rounds = Scaled(1000000);
+    double ns = ForkedPingPong(rounds, 0);
     printf("futex ping-pong: %llu round trips, %.0f ns per round trip\n",
            (unsigned long long)rounds, ns);
 }
 
 TEST(Wait, ForkedPingPongSpinning)
 {
-    uint64_t rounds = scaled(200000);
-    double ns = forked_ping_pong(rounds, 50000);
+    uint64_t rounds = Scaled(200000);
+    double ns = ForkedPingPong(rounds, 50000);
     printf("spin ping-pong (50 us spin): %llu round trips, %.0f ns per round trip\n",
            (unsigned long long)rounds, ns);
 }
 
-/* The same handshake between threads, where TSan can check the orders. */
+// The same handshake between threads, where TSan can check the orders.
 TEST(Wait, ThreadPingPongFutexOnly)
 {
     PingPong pp;
     memset(&pp, 0, sizeof(pp));
-    uint64_t rounds = scaled(200000);
+    uint64_t rounds = Scaled(200000);
     std::atomic<bool> child_ok{true};
     std::thread t([&] {
         for (uint64_t i = 1; i <= rounds; i++) {
-            if (!wait_for(&pp.ping_wp, &pp.ping, i, 0)) {
+            if (!WaitFor(&pp.ping_wp, &pp.ping, i, 0)) {
                 child_ok = false;
                 return;
             }
-            publish(&pp.pong_wp, &pp.pong, i);
+            Publish(&pp.pong_wp, &pp.pong, i);
         }
     });
     bool ok = true;
     for (uint64_t i = 1; i <= rounds && ok; i++) {
-        publish(&pp.ping_wp, &pp.ping, i);
-        ok = wait_for(&pp.pong_wp, &pp.pong, i, 0);
+        Publish(&pp.ping_wp, &pp.ping, i);
+        ok = WaitFor(&pp.pong_wp, &pp.pong, i, 0);
     }
-    if (!ok) /* unblock the thread so join() returns */
-        publish(&pp.ping_wp, &pp.ping, UINT64_MAX);
+    if (!ok)  // unblock the thread so join() returns
+        Publish(&pp.ping_wp, &pp.ping, UINT64_MAX);
     t.join();
     EXPECT_TRUE(ok);
     EXPECT_TRUE(child_ok.load());
 }
 
-bool never(void *) { return false; }
+bool Never(void *) { return false; }
 
 TEST(Wait, TimeoutNotBeforeDeadline)
 {
@@ -137,9 +140,9 @@ TEST(Wait, TimeoutNotBeforeDeadline)
     ipc__waitpoint_init(&w);
     for (uint64_t spin : std::initializer_list<uint64_t>{0, 50000, 100000000}) {
         for (uint64_t rel : std::initializer_list<uint64_t>{0, 1000, 1000000, 20000000}) {
-            uint64_t deadline = now_ns() + rel;
-            EXPECT_EQ(ipc__wait_until(&w, never, nullptr, spin, deadline), -ETIMEDOUT);
-            uint64_t late = now_ns();
+            uint64_t deadline = NowNs() + rel;
+            EXPECT_EQ(ipc__wait_until(&w, Never, nullptr, spin, deadline), -ETIMEDOUT);
+            uint64_t late = NowNs();
             EXPECT_GE(late, deadline);
             EXPECT_LT(late - deadline, 500000000ull) << "woke far too late";
         }
@@ -152,7 +155,7 @@ TEST(Wait, PastDeadlineReturnsReadyFirst)
     ipc__waitpoint w;
     ipc__waitpoint_init(&w);
     EXPECT_EQ(ipc__wait_until(&w, [](void *) { return true; }, nullptr, 0, 0), 0);
-    EXPECT_EQ(ipc__wait_until(&w, never, nullptr, 0, 0), -ETIMEDOUT);
+    EXPECT_EQ(ipc__wait_until(&w, Never, nullptr, 0, 0), -ETIMEDOUT);
 }
 
 struct Flag {
@@ -160,28 +163,28 @@ struct Flag {
     _Atomic uint64_t v;
 };
 
-/* Deadlines more than 2^32 ns away must not be truncated into short ones. */
+// Deadlines more than 2^32 ns away must not be truncated into short ones.
 TEST(Wait, HugeTimeoutNotTruncated)
 {
     for (uint64_t rel : std::initializer_list<uint64_t>{(1ull << 32) + 1000000ull, (1ull << 33) + 5ull, 1ull << 62,
                          UINT64_MAX - 1}) {
         Flag f;
         memset(&f, 0, sizeof(f));
-        uint64_t start = now_ns();
+        uint64_t start = NowNs();
         uint64_t deadline = rel > UINT64_MAX - start ? UINT64_MAX - 1 : start + rel;
         std::thread t([&] {
             usleep(150000);
-            publish(&f.w, &f.v, 1);
+            Publish(&f.w, &f.v, 1);
         });
         Want want{&f.v, 1};
-        EXPECT_EQ(ipc__wait_until(&f.w, reached, &want, 0, deadline), 0) << rel;
-        EXPECT_GE(now_ns() - start, 100000000ull);
+        EXPECT_EQ(ipc__wait_until(&f.w, Reached, &want, 0, deadline), 0) << rel;
+        EXPECT_GE(NowNs() - start, 100000000ull);
         t.join();
     }
 }
 
-/* Notifies (and raw futex bumps) without the state turning ready are
- * retried: no early timeout, no early success. */
+// Notifies (and raw futex bumps) without the state turning ready are
+// retried: no early timeout, no early success.
 TEST(Wait, SpuriousWakesAreNotTimeouts)
 {
     Flag f;
@@ -189,37 +192,37 @@ TEST(Wait, SpuriousWakesAreNotTimeouts)
     std::atomic<bool> stop{false};
     std::thread noise([&] {
         while (!stop.load()) {
-            atomic_fetch_add(&f.w.waiters, 0); /* touch */
+            atomic_fetch_add(&f.w.waiters, 0);  // touch
             atomic_fetch_add_explicit(&f.w.seq, 1, memory_order_release);
             ipc__wait_notify(&f.w);
             usleep(200);
         }
     });
     Want want{&f.v, 1};
-    uint64_t deadline = now_ns() + 200000000ull;
-    EXPECT_EQ(ipc__wait_until(&f.w, reached, &want, 0, deadline), -ETIMEDOUT);
-    EXPECT_GE(now_ns(), deadline);
+    uint64_t deadline = NowNs() + 200000000ull;
+    EXPECT_EQ(ipc__wait_until(&f.w, Reached, &want, 0, deadline), -ETIMEDOUT);
+    EXPECT_GE(NowNs(), deadline);
 
     std::thread setter([&] {
         usleep(100000);
-        publish(&f.w, &f.v, 1);
+        Publish(&f.w, &f.v, 1);
     });
-    uint64_t t0 = now_ns();
-    EXPECT_EQ(ipc__wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec), 0);
-    EXPECT_GE(now_ns() - t0, 90000000ull);
+    uint64_t t0 = NowNs();
+    EXPECT_EQ(ipc__wait_until(&f.w, Reached, &want, 0, NowNs() + 30 * kSec), 0);
+    EXPECT_GE(NowNs() - t0, 90000000ull);
     setter.join();
     stop = true;
     noise.join();
 }
 
-void on_signal(int) {}
+void OnSignal(int) {}
 
-/* EINTR from a signal handler without SA_RESTART is retried. */
+// EINTR from a signal handler without SA_RESTART is retried.
 TEST(Wait, SignalsAreRetried)
 {
     struct sigaction sa, old;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
+    sa.sa_handler = OnSignal;
     ASSERT_EQ(sigaction(SIGUSR1, &sa, &old), 0);
     Flag f;
     memset(&f, 0, sizeof(f));
@@ -227,7 +230,7 @@ TEST(Wait, SignalsAreRetried)
     std::atomic<bool> done{false};
     std::thread waiter([&] {
         Want want{&f.v, 1};
-        rc = ipc__wait_until(&f.w, reached, &want, 0, now_ns() + 30 * kSec);
+        rc = ipc__wait_until(&f.w, Reached, &want, 0, NowNs() + 30 * kSec);
         done = true;
     });
     pthread_t th = waiter.native_handle();
@@ -236,7 +239,7 @@ TEST(Wait, SignalsAreRetried)
         usleep(1000);
     }
     EXPECT_FALSE(done.load()) << "returned early on a signal";
-    publish(&f.w, &f.v, 1);
+    Publish(&f.w, &f.v, 1);
     waiter.join();
     EXPECT_EQ(rc.load(), 0);
     sigaction(SIGUSR1, &old, nullptr);
@@ -254,7 +257,7 @@ TEST(Wait, NotifyWithoutWaitersDoesNotBump)
     EXPECT_EQ(atomic_load(&w.seq), 1u);
 }
 
-/* Several sleepers on one waitpoint all wake on one notify. */
+// Several sleepers on one waitpoint all wake on one notify.
 TEST(Wait, NotifyWakesEverySleeper)
 {
     Flag f;
@@ -264,11 +267,11 @@ TEST(Wait, NotifyWakesEverySleeper)
     for (int i = 0; i < 4; i++)
         ts.emplace_back([&] {
             Want want{&f.v, 1};
-            if (ipc__wait_until(&f.w, reached, &want, 0, now_ns() + 10 * kSec) == 0)
+            if (ipc__wait_until(&f.w, Reached, &want, 0, NowNs() + 10 * kSec) == 0)
                 woke++;
         });
     usleep(50000);
-    publish(&f.w, &f.v, 1);
+    Publish(&f.w, &f.v, 1);
     for (auto &t : ts)
         t.join();
     EXPECT_EQ(woke.load(), 4);

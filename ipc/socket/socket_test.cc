@@ -547,26 +547,6 @@ TEST_F(SocketTest, SendTimesOutWithNothingSentWhenTheServerStalls)
     reader.join();
 }
 
-// utime + stime of a process, in ms.
-long CpuMs(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == nullptr)
-        return -1;
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *p = strrchr(buf, ')');
-    unsigned long ut = 0, st = 0;
-    /* fields after the comm: state ppid pgrp session tty tpgid flags minflt
-     * cminflt majflt cmajflt utime stime */
-    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st);
-    return (long)((ut + st) * 1000 / (unsigned long)sysconf(_SC_CLK_TCK));
-}
-
 TEST_F(SocketTest, OutOfFileDescriptorsNeitherSpinsNorKillsTheServer)
 {
     std::string path = path_;
@@ -582,9 +562,9 @@ TEST_F(SocketTest, OutOfFileDescriptorsNeitherSpinsNorKillsTheServer)
     for (int i = 0; i < 60; i++)
         flood.push_back(RawConnect());
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    long before = CpuMs(server.pid());
+    long before = (ipc_testing::ProcessCpuNs(server.pid()) / 1000000);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    long used = CpuMs(server.pid()) - before;
+    long used = (ipc_testing::ProcessCpuNs(server.pid()) / 1000000) - before;
     EXPECT_LT(used, 250) << "the server spins while out of fds";
     ExpectEcho(early.get(), 10, 2);
     for (int fd : flood)

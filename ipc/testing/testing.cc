@@ -35,20 +35,6 @@ ScopedDir::~ScopedDir()
     std::filesystem::remove_all(path_, ec);
 }
 
-std::string UniqueName(const std::string &prefix)
-{
-    /* Bazel's sandboxes give every test the same small pid, and their
-     * abstract socket names share one namespace: add random bits. */
-    static std::atomic<int> counter{0};
-    static const uint32_t salt = [] {
-        std::random_device rd;
-        return static_cast<uint32_t>(rd());
-    }();
-    char tag[16];
-    snprintf(tag, sizeof(tag), "%08x", salt);
-    return prefix + "-" + std::to_string(getpid()) + "-" + tag + "-" + std::to_string(counter++);
-}
-
 static uint8_t PatternByte(size_t i, uint64_t seq)
 {
     uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seq * 0xBF58476D1CE4E5B9ull;
@@ -70,35 +56,6 @@ bool MatchesPattern(const void *data, size_t len, uint64_t seq)
         if (p[i] != PatternByte(i, seq))
             return false;
     return true;
-}
-
-pid_t Fork(const std::function<int()> &body)
-{
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid == 0)
-        _exit(body());
-    return pid;
-}
-
-int WaitChild(pid_t pid, int timeout_ms)
-{
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-    for (;;) {
-        int status;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (r < 0)
-            return -1;
-        if (std::chrono::steady_clock::now() > end) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return -1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    }
 }
 
 ipc_action EchoHandler(void *, int, const void *request, size_t len, ipc_response *response)
@@ -193,6 +150,72 @@ int ServerProcess::Stop()
     return rc;
 }
 
+ipc_action ScriptedEchoHandler(void *, int, const void *request, size_t len,
+                               ipc_response *response)
+{
+    if (len == 8 && memcmp(request, "SHUTDOWN", 8) == 0) {
+        ipc_response_set(response, "bye", 3);
+        return IPC_SHUTDOWN;
+    }
+    if (len == 4 && memcmp(request, "SLOW", 4) == 0)
+        usleep(5000);
+    ipc_response_set(response, request, len);
+    return IPC_CONTINUE;
+}
+
+ShmServerProcess::ShmServerProcess(const std::string &name, size_t max_clients,
+                                   const ipc_server_options *options)
+{
+    int p[2];
+    if (pipe(p) < 0)
+        return;
+    pid_ = Fork([&] {
+        close(p[0]);
+        ipc_server *s = ipc_server_create_shm_ex(name.c_str(), max_clients, options);
+        int rc = s ? ipc_server_listen(s) : -EINVAL;
+        bool told = WriteExactly(p[1], &rc, sizeof(rc));
+        close(p[1]);
+        if (rc != 0 || !told)
+            return 1;
+        rc = ipc_server_run(s, ScriptedEchoHandler, nullptr, 0);
+        ipc_server_destroy(s);
+        return rc == 0 ? 0 : 2;
+    });
+    close(p[1]);
+    if (!ReadExactly(p[0], &listen_rc_, sizeof(listen_rc_)))
+        listen_rc_ = -999;
+    close(p[0]);
+}
+
+void ShmServerProcess::Kill()
+{
+    if (pid_ <= 0)
+        return;
+    kill(pid_, SIGKILL);
+    WaitChild(pid_);
+    pid_ = -1;
+}
+
+int ShmServerProcess::Join(int timeout_ms)
+{
+    int rc = WaitChild(pid_, timeout_ms);
+    pid_ = -1;
+    return rc;
+}
+
+ipc_client *ConnectShm(const std::string &name, size_t max_clients, int *rc)
+{
+    ipc_client *c = ipc_client_create_shm(name.c_str(), max_clients);
+    int r = c ? ipc_client_connect(c) : -EINVAL;
+    if (rc != nullptr)
+        *rc = r;
+    if (r != 0) {
+        ipc_client_destroy(c);
+        return nullptr;
+    }
+    return c;
+}
+
 int ConnectWithRetry(ipc_client *c, int timeout_ms)
 {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -203,18 +226,6 @@ int ConnectWithRetry(ipc_client *c, int timeout_ms)
             return rc;
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
-}
-
-int CountOpenFds()
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (d == nullptr)
-        return -1;
-    while (readdir(d) != nullptr)
-        n++;
-    closedir(d);
-    return n - 3; /* ".", "..", and the directory's own fd */
 }
 
 }  // namespace ipc_testing

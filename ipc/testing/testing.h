@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/process.h"
 
 namespace ipc_testing {
 
@@ -29,19 +30,9 @@ class ScopedDir {
     std::string path_;
 };
 
-// A name unique to this process and call, for shared-memory servers.
-std::string UniqueName(const std::string &prefix);
-
 // Deterministic bytes for message `seq` of length `len`, and their check.
 std::vector<uint8_t> Pattern(size_t len, uint64_t seq);
 bool MatchesPattern(const void *data, size_t len, uint64_t seq);
-
-// Runs body in a child process, which _exit()s with body's return value.
-pid_t Fork(const std::function<int()> &body);
-
-// Waits for the child; its exit code, 128 + signal, or -1 after timeout_ms
-// (the child is then killed).
-int WaitChild(pid_t pid, int timeout_ms = 30000);
 
 // Handler that echoes the request.
 ipc_action EchoHandler(void *ctx, int client_id, const void *request, size_t len,
@@ -69,11 +60,41 @@ class ServerProcess {
     pid_t pid_ = -1;
 };
 
+// Echoes the request; "SHUTDOWN" replies "bye" and ends the run loop
+// (IPC_SHUTDOWN); "SLOW" is echoed after 5 ms.
+ipc_action ScriptedEchoHandler(void *ctx, int client_id, const void *request, size_t len,
+                               ipc_response *response);
+
+// A shared-memory server in a child process running
+// ipc_server_run(ScriptedEchoHandler); the parent returns once the child
+// reported its listen() result. Killed (SIGKILL) on destruction.
+class ShmServerProcess {
+  public:
+    ShmServerProcess(const std::string &name, size_t max_clients,
+                     const ipc_server_options *options = nullptr);
+    ~ShmServerProcess() { Kill(); }
+    ShmServerProcess(const ShmServerProcess &) = delete;
+    ShmServerProcess &operator=(const ShmServerProcess &) = delete;
+
+    // The child's ipc_server_listen() result (-999 if it never said).
+    int listen_rc() const { return listen_rc_; }
+    pid_t pid() const { return pid_; }
+    void Kill();
+    // The exit status once the server stopped by itself (0 after a clean
+    // "SHUTDOWN"), or -1 after timeout_ms.
+    int Join(int timeout_ms = 10000);
+
+  private:
+    pid_t pid_ = -1;
+    int listen_rc_ = -999;
+};
+
+// A connected shared-memory client of server `name`, or nullptr with the
+// connect error in *rc (when rc is not null).
+ipc_client *ConnectShm(const std::string &name, size_t max_clients, int *rc = nullptr);
+
 // Connects, retrying while the server is not there yet (up to timeout_ms).
 int ConnectWithRetry(ipc_client *c, int timeout_ms = 5000);
-
-// Number of open fds of this process.
-int CountOpenFds();
 
 }  // namespace ipc_testing
 

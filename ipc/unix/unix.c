@@ -88,20 +88,29 @@ int ipc__abstract_addr(struct sockaddr_un *a, socklen_t *len, const char *prefix
     return 0;
 }
 
+/* A stream socket and the abstract address "\0<prefix><name>": the fd or
+ * -errno. */
+static int ipc__abstract_socket(const char *prefix, const char *name, int type_flags,
+                                struct sockaddr_un *a, socklen_t *len)
+{
+    int rc = ipc__abstract_addr(a, len, prefix, name);
+    if (rc < 0)
+        return rc;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+    return fd < 0 ? -errno : fd;
+}
+
 int ipc__abstract_bind(const char *prefix, const char *name, int type_flags, int backlog)
 {
     struct sockaddr_un a;
     socklen_t len;
-    int rc = ipc__abstract_addr(&a, &len, prefix, name);
-    if (rc < 0)
-        return rc;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+    int fd = ipc__abstract_socket(prefix, name, type_flags, &a, &len);
     if (fd < 0)
-        return -errno;
+        return fd;
     /* Abstract names die with their owner: a live one makes this fail with
      * EADDRINUSE, a crashed one left nothing behind. */
     if (bind(fd, (struct sockaddr *)&a, len) < 0 || (backlog >= 0 && listen(fd, backlog) < 0)) {
-        rc = -errno;
+        int rc = -errno;
         close(fd);
         return rc;
     }
@@ -112,12 +121,10 @@ int ipc__abstract_connect(const char *prefix, const char *name, int type_flags)
 {
     struct sockaddr_un a;
     socklen_t len;
-    int rc = ipc__abstract_addr(&a, &len, prefix, name);
-    if (rc < 0)
-        return rc;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | type_flags, 0);
+    int fd = ipc__abstract_socket(prefix, name, type_flags, &a, &len);
     if (fd < 0)
-        return -errno;
+        return fd;
+    int rc;
     while ((rc = connect(fd, (struct sockaddr *)&a, len)) < 0 && errno == EINTR)
         ;
     if (rc < 0) {

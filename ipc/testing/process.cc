@@ -1,0 +1,179 @@
+#include "ipc/testing/process.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <thread>
+
+namespace ipc_testing {
+
+std::string UniqueName(const std::string &prefix)
+{
+    // Bazel's sandboxes give every test the same small pid, and their
+    // abstract socket names share one namespace: add random bits.
+    static std::atomic<int> counter{0};
+    static const uint32_t salt = [] {
+        std::random_device rd;
+        return static_cast<uint32_t>(rd());
+    }();
+    char tag[16];
+    snprintf(tag, sizeof(tag), "%08x", salt);
+    return prefix + "-" + std::to_string(getpid()) + "-" + tag + "-" + std::to_string(counter++);
+}
+
+pid_t Fork(const std::function<int()> &body)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("fork");
+        abort();
+    }
+    if (pid == 0)
+        _exit(body());
+    return pid;
+}
+
+int WaitChild(pid_t pid, int timeout_ms)
+{
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    // Back off from 10 us to 1 ms: a child just killed is reaped at once,
+    // and loops of thousands of kills stay fast.
+    auto pause = std::chrono::microseconds(10);
+    for (;;) {
+        int status;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (std::chrono::steady_clock::now() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+        std::this_thread::sleep_for(pause);
+        pause = std::min(pause * 2, std::chrono::microseconds(1000));
+    }
+}
+
+uint64_t Scaled(uint64_t n)
+{
+    double f = 1.0;
+#if defined(IPC_TESTING_TSAN)
+    f = 0.1;
+#elif defined(IPC_TESTING_ASAN)
+    f = 0.25;
+#elif defined(IPC_TESTING_UBSAN)
+    f = 0.5;
+#endif
+    if (const char *e = getenv("IPC_TEST_SCALE"))
+        f *= atof(e);
+    uint64_t r = static_cast<uint64_t>(static_cast<double>(n) * f);
+    return r ? r : 1;
+}
+
+uint64_t NowNs()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+void *SharedAlloc(size_t n)
+{
+    void *p = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("mmap");
+        abort();
+    }
+    return p;
+}
+
+bool WriteExactly(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = static_cast<const uint8_t *>(data);
+    while (len > 0) {
+        // send() with MSG_NOSIGNAL: a peer that left gives false, not SIGPIPE.
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK)
+            n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+bool ReadExactly(int fd, void *data, size_t len)
+{
+    uint8_t *p = static_cast<uint8_t *>(data);
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= static_cast<size_t>(n);
+    }
+    return true;
+}
+
+int CountOpenFds()
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d == nullptr)
+        return -1;
+    while (readdir(d) != nullptr)
+        n++;
+    closedir(d);
+    return n - 3;  // ".", "..", and the directory's own fd
+}
+
+int64_t ProcessCpuNs(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/stat", static_cast<int>(pid));
+    FILE *f = fopen(path, "r");
+    if (f == nullptr)
+        return -1;
+    char buf[1024];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    // Fields after the command name (which may hold spaces) start after ')':
+    // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+    // utime stime.
+    const char *p = strrchr(buf, ')');
+    if (p == nullptr)
+        return -1;
+    unsigned long long utime = 0, stime = 0;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+               &stime) != 2)
+        return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return static_cast<int64_t>((utime + stime) * (1000000000ull / static_cast<uint64_t>(hz)));
+}
+
+}  // namespace ipc_testing

@@ -1,0 +1,64 @@
+// Process-level helpers for tests, with no dependency on the library: forking
+// and reaping children, unique names, memory shared with children, loop
+// counts scaled for sanitizers, exact reads and writes, and /proc readings.
+// The primitives' tests (//ipc/shm:wait_test...) use these alone.
+#ifndef IPC_TESTING_PROCESS_H
+#define IPC_TESTING_PROCESS_H
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC_TESTING_TSAN 1
+#endif
+#if __has_feature(address_sanitizer)
+#define IPC_TESTING_ASAN 1
+#endif
+#if __has_feature(undefined_behavior_sanitizer)
+#define IPC_TESTING_UBSAN 1
+#endif
+#endif
+
+namespace ipc_testing {
+
+// A name unique to this process and call, for shared-memory servers.
+std::string UniqueName(const std::string &prefix);
+
+// Runs body in a child process, which _exit()s with body's return value.
+pid_t Fork(const std::function<int()> &body);
+
+// Waits for the child; its exit code, 128 + signal, or -1 after timeout_ms
+// (the child is then killed).
+int WaitChild(pid_t pid, int timeout_ms = 30000);
+
+// Loop counts: n by default, smaller under the slow sanitizers (TSAN 0.1,
+// ASAN 0.25, UBSAN 0.5); the environment's IPC_TEST_SCALE multiplies on top.
+// Never 0.
+uint64_t Scaled(uint64_t n);
+
+// CLOCK_MONOTONIC now, in ns.
+uint64_t NowNs();
+
+// Zeroed memory shared with children forked later (aborts on failure).
+void *SharedAlloc(size_t n);
+
+// Writes / reads exactly len bytes, retrying short transfers and EINTR;
+// false on EOF or any other error (a socket whose peer left gives false,
+// never SIGPIPE).
+bool WriteExactly(int fd, const void *data, size_t len);
+bool ReadExactly(int fd, void *data, size_t len);
+
+// Number of open fds of this process.
+int CountOpenFds();
+
+// utime + stime of a process from /proc/<pid>/stat, in ns; -1 if unreadable.
+int64_t ProcessCpuNs(pid_t pid);
+
+}  // namespace ipc_testing
+
+#endif  // IPC_TESTING_PROCESS_H
