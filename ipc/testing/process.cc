@@ -106,14 +106,20 @@ void *SharedAlloc(size_t n)
     return p;
 }
 
-bool WriteExactly(int fd, const void *data, size_t len)
+// One read or write of up to len bytes; send() with MSG_NOSIGNAL on a socket
+// so that a peer that left gives an error, not SIGPIPE.
+static ssize_t TransferSome(int fd, uint8_t *p, size_t len, bool out)
 {
-    const uint8_t *p = static_cast<const uint8_t *>(data);
+    if (!out)
+        return read(fd, p, len);
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    return n < 0 && errno == ENOTSOCK ? write(fd, p, len) : n;
+}
+
+static bool TransferExactly(int fd, uint8_t *p, size_t len, bool out)
+{
     while (len > 0) {
-        // send() with MSG_NOSIGNAL: a peer that left gives false, not SIGPIPE.
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == ENOTSOCK)
-            n = write(fd, p, len);
+        ssize_t n = TransferSome(fd, p, len, out);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
@@ -124,19 +130,14 @@ bool WriteExactly(int fd, const void *data, size_t len)
     return true;
 }
 
+bool WriteExactly(int fd, const void *data, size_t len)
+{
+    return TransferExactly(fd, static_cast<uint8_t *>(const_cast<void *>(data)), len, true);
+}
+
 bool ReadExactly(int fd, void *data, size_t len)
 {
-    uint8_t *p = static_cast<uint8_t *>(data);
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= static_cast<size_t>(n);
-    }
-    return true;
+    return TransferExactly(fd, static_cast<uint8_t *>(data), len, false);
 }
 
 int CountOpenFds()
