@@ -15,16 +15,10 @@
 #include <deque>
 #include <vector>
 
+#include "ipc/testing/fuzz_check.h"
 #include "ipc/shm/spsc_ring.h"
 
 namespace {
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            __builtin_trap();                                                          \
-        }                                                                              \
-    } while (0)
 
 class Input {
   public:

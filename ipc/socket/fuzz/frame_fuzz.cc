@@ -11,16 +11,10 @@
 
 #include <vector>
 
+#include "ipc/testing/fuzz_check.h"
 #include "ipc/socket/frame.h"
 
 namespace {
-
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            __builtin_trap();                                                          \
-        }                                                                              \
-    } while (0)
 
 struct Frame {
     std::vector<uint8_t> payload;
