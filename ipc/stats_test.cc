@@ -158,20 +158,27 @@ TEST_P(StatsTest, ServerCountsReclaimsAndDropsOfClientsThatLeave)
     ServerProcess server(Factory());
     ASSERT_TRUE(server.ok());
     for (int i = 0; i < 3; i++) {
+        int done[2];
+        ASSERT_EQ(pipe(done), 0);
         pid_t kid = Fork([&]() {
+            close(done[0]);
             ipc_client *c = Client();
             if (ConnectWithRetry(c) != 0)
                 return 1;
             Echo(c, 1, 8);
-            pause(); /* killed below */
+            (void)!write(done[1], "x", 1); // echoed: ready to be killed
+            pause();
             return 0;
         });
-        usleep(100 * 1000);
+        close(done[1]);
+        char b;
+        EXPECT_EQ(read(done[0], &b, 1), 1) << "client " << i << " did not connect and echo";
+        close(done[0]);
         kill(kid, SIGKILL);
         WaitChild(kid);
     }
     ipc_stats st = {};
-    for (int tries = 0; tries < 100; tries++) {
+    for (int tries = 0; tries < 500; tries++) {
         ASSERT_EQ(ipc_stats_fetch(GetParam(), Name().c_str(), &st, nullptr), 0);
         if (st.reclaims == 3)
             break;
