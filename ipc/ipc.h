@@ -265,16 +265,25 @@ typedef struct ipc_server_info {
     uint64_t started_ns; /* CLOCK_REALTIME when it started listening */
 } ipc_server_info;
 
+/* Longest a stats fetch waits for the process behind a stats name. */
+#define IPC_STATS_TIMEOUT_MS 1000
+
 /* Reads the stats a listening server publishes, from any process of the
  * same user (or root), without stopping or slowing it. transport is
  * "socket" (name: the socket path) or "shm". -ENOENT when no such server
- * listens, -EACCES for another user's server, -EPROTO for a foreign page. */
+ * listens, -EACCES for another user's server, -EPROTO for a foreign page,
+ * -ETIMEDOUT when the listener does not answer within IPC_STATS_TIMEOUT_MS
+ * (a stopped or hostile process). The page is another process's data:
+ * info->pid and info->uid are the listener's, from the kernel (SO_PEERCRED),
+ * never from the page; info->name is as the page says (print it escaped). */
 int ipc_stats_fetch(const char *transport, const char *name, ipc_stats *out,
                     ipc_server_info *info);
 
 /* Calls visit once per server on this machine that publishes stats (every
  * listening server does), with its info and stats, or with err < 0 when its
- * page could not be read (-EACCES: another user's). 0 or -errno. */
+ * page could not be read (-EACCES: another user's; -ETIMEDOUT, -EPROTO as
+ * for ipc_stats_fetch, each listener waited for at most
+ * IPC_STATS_TIMEOUT_MS). 0 or -errno. */
 typedef void (*ipc_stats_visitor)(void *arg, int err, const ipc_server_info *info,
                                   const ipc_stats *stats);
 int ipc_stats_list(ipc_stats_visitor visit, void *arg);

@@ -6,7 +6,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -122,63 +127,142 @@ void ipc__stats_pub_free(ipc__stats_pub *p)
 
 /* --------------------------------------------------------------- fetching */
 
+/* Whoever listens on a stats name may be another user, stopped, or hostile:
+ * every wait below is bounded by one deadline, the page is copied with
+ * pread() (a short or shrinking file cannot fault us, as a mapping could),
+ * and who published it comes from the kernel, not from the page. */
+
+/* Pause between connects while a listener's backlog is full. */
+#define IPC__STATS_RETRY_NS (5 * 1000 * 1000)
+
+/* Connects to an abstract name: a connected fd, -ENOENT with no listener,
+ * -ETIMEDOUT when its backlog stays full until the deadline. */
+static int ipc__fetch_connect(const char *addr_name, uint64_t deadline)
+{
+    for (;;) {
+        /* Non-blocking: a full backlog gives -EAGAIN at once instead of a
+         * wait in the kernel without limit. */
+        int conn = ipc__abstract_connect("", addr_name, SOCK_NONBLOCK);
+        if (conn >= 0 || conn == -ECONNREFUSED)
+            return conn == -ECONNREFUSED ? -ENOENT : conn;
+        if (conn != -EAGAIN)
+            return conn;
+        if (ipc__now_ns() >= deadline)
+            return -ETIMEDOUT;
+        nanosleep(&(struct timespec){.tv_nsec = IPC__STATS_RETRY_NS}, NULL);
+    }
+}
+
+/* Waits until fd is readable or the deadline passes: 0 or -ETIMEDOUT. */
+static int ipc__fetch_wait_readable(int fd, uint64_t deadline)
+{
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, ipc__poll_ms(deadline));
+        if (n > 0)
+            return 0;
+        if (n == 0)
+            return -ETIMEDOUT;
+        if (errno != EINTR)
+            return -errno;
+    }
+}
+
 /* Receives the status word and, with status 0, one descriptor. */
-static int ipc__recv_page_fd(int conn)
+static int ipc__recv_page_fd(int conn, uint64_t deadline)
 {
     int32_t status = 0;
     int fd = -1, nfds;
-    ssize_t n = ipc__recv_fds(conn, &status, sizeof(status), &fd, 1, &nfds, 0);
+    ssize_t n;
+    do {
+        int rc = ipc__fetch_wait_readable(conn, deadline);
+        if (rc < 0)
+            return rc;
+        n = ipc__recv_fds(conn, &status, sizeof(status), &fd, 1, &nfds, MSG_DONTWAIT);
+    } while (n == -EAGAIN);
     if (n < 0)
         return (int)n;
     if (n != (ssize_t)sizeof(status) || status != 0 || nfds != 1) {
         ipc__close_fds(&fd, nfds);
-        return n == (ssize_t)sizeof(status) && status > 0 ? -status : -EPROTO;
+        return n == (ssize_t)sizeof(status) && status > 0 && status < 4096 ? -status : -EPROTO;
     }
     return fd;
 }
 
-/* Copies the page, then validates the copy's header before trusting it. */
-static int ipc__read_page(int fd, ipc_stats *out, ipc_server_info *info)
+/* A copy of the page behind fd, which must be a regular file on tmpfs (a
+ * memfd) holding a whole page: anything else (a pipe, a device, a FUSE
+ * file that could block) is -EPROTO before it is read. */
+static int ipc__copy_page(int fd, ipc__stats_block *copy)
 {
-    void *m = mmap(NULL, sizeof(ipc__stats_block), PROT_READ, MAP_SHARED, fd, 0);
-    if (m == MAP_FAILED)
+    struct stat st;
+    struct statfs fs;
+    if (fstat(fd, &st) < 0 || fstatfs(fd, &fs) < 0)
         return -errno;
+    if (!S_ISREG(st.st_mode) || fs.f_type != TMPFS_MAGIC || st.st_size < (off_t)sizeof(*copy))
+        return -EPROTO;
+    ssize_t n;
+    while ((n = pread(fd, copy, sizeof(*copy), 0)) < 0 && errno == EINTR)
+        ;
+    if (n < 0)
+        return -errno;
+    return n == (ssize_t)sizeof(*copy) ? 0 : -EPROTO; /* shrunk meanwhile */
+}
+
+/* The copy's header is one this library wrote, for `transport` if given. */
+static bool ipc__page_ok(const ipc__stats_block *b, const char *transport)
+{
+    if (b->magic != IPC_STATS_MAGIC || b->version != IPC_STATS_VERSION || b->size != sizeof(*b) ||
+        b->transport[sizeof(b->transport) - 1] != '\0')
+        return false;
+    if (strcmp(b->transport, "socket") != 0 && strcmp(b->transport, "shm") != 0)
+        return false;
+    return transport == NULL || strcmp(b->transport, transport) == 0;
+}
+
+/* Validates a copy of the page, then fills the caller's structs. Identity
+ * comes from the listener's credentials, which the kernel took at its
+ * listen(), never from the page. */
+static int ipc__read_page(int fd, const struct ucred *cr, const char *transport, ipc_stats *out,
+                          ipc_server_info *info)
+{
     ipc__stats_block *copy = malloc(sizeof(*copy));
-    int rc = -ENOMEM;
-    if (copy != NULL) {
-        memcpy(copy, m, sizeof(*copy));
+    if (copy == NULL)
+        return -ENOMEM;
+    int rc = ipc__copy_page(fd, copy);
+    if (rc == 0 && !ipc__page_ok(copy, transport))
         rc = -EPROTO;
-        if (copy->magic == IPC_STATS_MAGIC && copy->version == IPC_STATS_VERSION &&
-            copy->size == sizeof(*copy)) {
-            rc = 0;
-            if (out != NULL)
-                ipc__stats_snapshot(copy, out);
-            if (info != NULL) {
-                memset(info, 0, sizeof(*info));
-                memcpy(info->transport, copy->transport, sizeof(info->transport) - 1);
-                memcpy(info->name, copy->name, sizeof(info->name) - 1);
-                info->pid = copy->pid;
-                info->uid = copy->uid;
-                info->started_ns = copy->started_ns;
-            }
-        }
-        free(copy);
+    if (rc == 0 && out != NULL)
+        ipc__stats_snapshot(copy, out);
+    if (rc == 0 && info != NULL) {
+        memset(info, 0, sizeof(*info));
+        memcpy(info->transport, copy->transport, sizeof(info->transport) - 1);
+        memcpy(info->name, copy->name, sizeof(info->name) - 1);
+        info->pid = (int32_t)cr->pid;
+        info->uid = (uint32_t)cr->uid;
+        info->started_ns = copy->started_ns;
     }
-    munmap(m, sizeof(ipc__stats_block));
+    free(copy);
     return rc;
 }
 
-/* Reads the page behind an abstract name (without the leading NUL). */
-static int ipc__fetch_addr(const char *addr_name, ipc_stats *out, ipc_server_info *info)
+/* Reads the page behind an abstract name (without the leading NUL); with a
+ * transport, the page must say it is that transport's. */
+static int ipc__fetch_addr(const char *addr_name, const char *transport, ipc_stats *out,
+                           ipc_server_info *info)
 {
-    int conn = ipc__abstract_connect("", addr_name, 0);
+    uint64_t deadline = ipc__now_ns() + IPC_STATS_TIMEOUT_MS * 1000000ull;
+    int conn = ipc__fetch_connect(addr_name, deadline);
     if (conn < 0)
-        return conn == -ECONNREFUSED ? -ENOENT : conn;
-    int fd = ipc__recv_page_fd(conn);
+        return conn;
+    struct ucred cr;
+    socklen_t crlen = sizeof(cr);
+    int fd = getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &cr, &crlen) < 0
+                 ? -errno
+                 : ipc__recv_page_fd(conn, deadline);
     close(conn);
     if (fd < 0)
         return fd;
-    int rc = ipc__read_page(fd, out, info);
+    int rc = ipc__read_page(fd, &cr, transport, out, info);
     close(fd);
     return rc;
 }
@@ -192,7 +276,7 @@ int ipc_stats_fetch(const char *transport, const char *name, ipc_stats *out,
     int rc = ipc__stats_addr(transport, name, addr_name, sizeof(addr_name));
     if (rc < 0)
         return rc;
-    return ipc__fetch_addr(addr_name, out, info);
+    return ipc__fetch_addr(addr_name, transport, out, info);
 }
 
 int ipc_stats_list(ipc_stats_visitor visit, void *arg)
@@ -219,7 +303,7 @@ int ipc_stats_list(ipc_stats_visitor visit, void *arg)
         at += 2;
         at[strcspn(at, "\n")] = '\0';
         ipc_server_info info;
-        int rc = ipc__fetch_addr(at, st, &info);
+        int rc = ipc__fetch_addr(at, NULL, st, &info);
         if (rc == -ENOENT)
             continue; /* gone meanwhile, or a connection line of the same name */
         visit(arg, rc, rc == 0 ? &info : NULL, rc == 0 ? st : NULL);

@@ -123,12 +123,6 @@ size_t ipc__pending_limit(const ipc_server *s);
 /* Fills the zero fields of *o with their defaults; -EINVAL for bad values. */
 int ipc__server_options_resolve(ipc_server_options *o);
 
-/* Deadline for a relative timeout (0 = IPC_FOREVER), saturating. */
-uint64_t ipc__deadline(uint64_t timeout_ns);
-
-/* ms left until the deadline for poll()/epoll_wait(): -1 forever, rounded up. */
-int ipc__poll_ms(uint64_t deadline);
-
 static inline uint64_t ipc__min_u64(uint64_t a, uint64_t b)
 {
     return a < b ? a : b;

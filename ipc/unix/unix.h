@@ -29,6 +29,12 @@ extern "C" {
 /* CLOCK_MONOTONIC now, in ns: the one clock of every deadline. */
 uint64_t ipc__now_ns(void);
 
+/* Deadline for a relative timeout (0 = IPC_FOREVER), saturating. */
+uint64_t ipc__deadline(uint64_t timeout_ns);
+
+/* ms left until the deadline for poll()/epoll_wait(): -1 forever, rounded up. */
+int ipc__poll_ms(uint64_t deadline);
+
 /* ------------------------------------------------------------ fds */
 
 /* Closes *fd if open and sets it to -1. */
