@@ -52,17 +52,34 @@ struct Options {
     std::set<std::string> only;
 };
 
+const char *const kIds[] = {"raw_uds", "raw_spin",   "raw_futex", "ipc_socket",
+                            "ipc_shm", "ipc_shm_zc", "nng",       "zmq"};
+
 void Usage(FILE *f)
 {
     fprintf(f,
-            "usage: ipc_bench [--quick] [--json FILE] [--plot FILE.png|FILE.svg]\n"
+            "usage: ipc_bench [--quick] [--json FILE] [--plot FILE.png|.svg|.pdf]\n"
             "                 [--only ID[,ID...]]\n"
-            "  --quick   a few seconds in all (smoke test: payloads 64 B and 64 KiB only);\n"
-            "            the default run takes about 3 minutes\n"
+            "\n"
+            "Round-trip latency (hot and cold), pipelined throughput against 1-8 client\n"
+            "processes, CPU per message and idle CPU of both transports, against the raw\n"
+            "kernel limits and nng/ZeroMQ. Reports; never judges (docs/BENCHMARKS.md).\n"
+            "\n"
+            "  --quick   payloads 64 B and 64 KiB, short cases: about 20 s (smoke test);\n"
+            "            the full run (64 B to 1 MiB) takes about 2.5 minutes\n"
             "  --json    also write every result as JSON to FILE\n"
-            "  --plot    draw latency CDF (hot, 64 B) and throughput vs clients with gnuplot\n"
+            "  --plot    draw it with gnuplot: latency percentiles (p50-p99.9, hot and\n"
+            "            cold) for every payload and throughput against clients, one\n"
+            "            colour per transport; the format follows the extension\n"
             "  --only    run these transports only: raw_uds raw_spin raw_futex ipc_socket\n"
-            "            ipc_shm ipc_shm_zc nng zmq\n");
+            "            ipc_shm ipc_shm_zc nng zmq\n"
+            "  --help    this text\n"
+            "Relative FILEs are relative to the directory you typed `bazel run` in.\n"
+            "\n"
+            "Exit: 0 done (missed targets too), 1 a case or an output failed, 2 bad usage.\n"
+            "\n"
+            "example:\n"
+            "  bazel run -c opt //tools:ipc_bench -- --json /tmp/b.json --plot /tmp/b.png\n");
 }
 
 // `bazel run` starts us in the runfiles tree: relative output paths are
@@ -75,28 +92,52 @@ std::string UserPath(const char *path)
     return std::string(cwd) + "/" + path;
 }
 
+int BadUsage(const std::string &why)
+{
+    fprintf(stderr, "ipc_bench: %s (see ipc_bench --help)\n", why.c_str());
+    return -EINVAL;
+}
+
+int ParseOnly(const char *list, Options *o)
+{
+    std::stringstream ss(list);
+    for (std::string id; std::getline(ss, id, ',');) {
+        bool known = false;
+        for (const char *k : kIds)
+            known |= id == k;
+        if (!known)
+            return BadUsage("--only: unknown transport '" + id +
+                            "' (raw_uds raw_spin raw_futex ipc_socket ipc_shm ipc_shm_zc nng "
+                            "zmq)");
+        o->only.insert(id);
+    }
+    return o->only.empty() ? BadUsage("--only: give at least one transport") : 0;
+}
+
 int ParseOptions(int argc, char **argv, Options *o)
 {
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
-        bool has_value = i + 1 < argc;
+        bool takes_value = a == "--json" || a == "--plot" || a == "--only";
+        if (takes_value && i + 1 >= argc)
+            return BadUsage(a + " needs a value");
         if (a == "--quick") {
             o->quick = true;
-        } else if (a == "--json" && has_value) {
+        } else if (a == "--json") {
             o->json = UserPath(argv[++i]);
-        } else if (a == "--plot" && has_value) {
+        } else if (a == "--plot") {
             o->plot = UserPath(argv[++i]);
-        } else if (a == "--only" && has_value) {
-            std::stringstream ss(argv[++i]);
-            for (std::string id; std::getline(ss, id, ',');)
-                o->only.insert(id);
+            if (PlotTerminal(o->plot, 1, 1).empty())
+                return BadUsage("--plot " + std::string(argv[i]) +
+                                ": the format follows the extension: .png, .svg or .pdf");
+        } else if (a == "--only") {
+            if (ParseOnly(argv[++i], o) < 0)
+                return -EINVAL;
         } else if (a == "--help" || a == "-h") {
             Usage(stdout);
             exit(0);
         } else {
-            fprintf(stderr, "ipc_bench: bad argument '%s'\n", a.c_str());
-            Usage(stderr);
-            return -EINVAL;
+            return BadUsage("unknown argument '" + a + "'");
         }
     }
     return 0;
@@ -237,7 +278,7 @@ double Percentile(const std::vector<uint64_t> &sorted, double q)
     return (double)sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
 }
 
-void FillLatency(const CaseOutcome &o, LatencyRow *row, bool keep_samples)
+void FillLatency(const CaseOutcome &o, LatencyRow *row)
 {
     std::vector<uint64_t> s = o.samples;
     std::sort(s.begin(), s.end());
@@ -251,14 +292,13 @@ void FillLatency(const CaseOutcome &o, LatencyRow *row, bool keep_samples)
     for (uint64_t v : s)
         sum += (double)v;
     row->p50_ns = Percentile(s, 0.50);
+    row->p90_ns = Percentile(s, 0.90);
     row->p99_ns = Percentile(s, 0.99);
     row->p999_ns = Percentile(s, 0.999);
     row->max_ns = (double)s.back();
     row->mean_ns = sum / (double)s.size();
     row->server_cpu_ns = (double)o.server_cpu_ns / (double)s.size();
     row->client_cpu_ns = (double)o.client_cpu_ns / (double)s.size();
-    if (keep_samples)
-        row->sorted = std::move(s);
 }
 
 void Progress(Bench &b, const std::string &what)
@@ -302,7 +342,7 @@ void RunLatency(Bench &b, bool cold)
                 if (o.rc < 0)
                     RecordFailure(b, ti, o, &row);
                 else
-                    FillLatency(o, &row, !cold && payload == b.results.payloads.front());
+                    FillLatency(o, &row);
             }
             b.results.latency.push_back(std::move(row));
         }

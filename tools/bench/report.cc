@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -288,12 +289,12 @@ void JsonRows(FILE *f, const Results &r)
         const auto &x = r.latency[i];
         fprintf(f,
                 "    {\"transport\": %s, \"payload\": %zu, \"mode\": %s, %s, \"samples\": %llu, "
-                "\"p50_ns\": %s, \"p99_ns\": %s, \"p999_ns\": %s, \"max_ns\": %s, "
+                "\"p50_ns\": %s, \"p90_ns\": %s, \"p99_ns\": %s, \"p999_ns\": %s, \"max_ns\": %s, "
                 "\"mean_ns\": %s, \"server_cpu_ns_per_msg\": %s, "
                 "\"client_cpu_ns_per_msg\": %s}%s\n",
                 Quote(x.transport).c_str(), x.payload, x.cold ? "\"cold\"" : "\"hot\"",
                 StateFields(x).c_str(), (unsigned long long)x.samples, Num(x.p50_ns).c_str(),
-                Num(x.p99_ns).c_str(), Num(x.p999_ns).c_str(), Num(x.max_ns).c_str(),
+                Num(x.p90_ns).c_str(), Num(x.p99_ns).c_str(), Num(x.p999_ns).c_str(), Num(x.max_ns).c_str(),
                 Num(x.mean_ns).c_str(), Num(x.server_cpu_ns).c_str(),
                 Num(x.client_cpu_ns).c_str(), i + 1 < r.latency.size() ? "," : "");
     }
@@ -342,63 +343,166 @@ void JsonRatios(FILE *f, const Results &r)
 
 // --------------------------------------------------------------- gnuplot
 
-// Up to `points` (latency us, fraction at or below) pairs of a sorted set.
-void CdfBlock(FILE *f, const std::vector<uint64_t> &sorted, size_t points)
+// One look per transport whatever subset a run has, so that two plots
+// compare: ours solid, the raw kernel limits dashed, the peers dotted.
+// Colours of the Okabe-Ito set (told apart with most colour blindness);
+// no yellow, which vanishes on white.
+struct Look {
+    const char *id, *rgb;
+    int dash, point;
+};
+
+constexpr Look kLooks[] = {
+    {"ipc_socket", "#0072b2", 1, 7}, {"ipc_shm", "#d55e00", 1, 5},
+    {"ipc_shm_zc", "#cc79a7", 1, 9}, {"raw_uds", "#56b4e9", 2, 6},
+    {"raw_spin", "#e69f00", 2, 4},   {"raw_futex", "#8c564b", 2, 8},
+    {"nng", "#009e73", 3, 12},       {"zmq", "#000000", 3, 13},
+};
+
+std::string Style(const std::string &id)
 {
-    size_t n = sorted.size();
-    size_t step = n > points ? n / points : 1;
-    for (size_t i = 0; i < n; i += step)
-        fprintf(f, "%.4f %.6f\n", (double)sorted[i] / 1e3, (double)(i + 1) / (double)n);
-    fprintf(f, "%.4f 1.0\n", (double)sorted[n - 1] / 1e3);
+    Look l = {"", "#808080", 1, 1};
+    for (const Look &x : kLooks)
+        if (id == x.id)
+            l = x;
+    char buf[96];
+    snprintf(buf, sizeof(buf), "lc rgb '%s' dt %d pt %d lw 2 ps 1.1", l.rgb, l.dash, l.point);
+    return buf;
 }
 
-std::string Terminal(const std::string &path)
+// Percentiles on a log axis of 1/(1-q): p50 at 2, p90 at 10, p99 at 100,
+// p99.9 at 1000, so each nine gets the same room.
+std::string PercentileBlock(const LatencyRow &x)
 {
-    bool svg = path.size() >= 4 && path.compare(path.size() - 4, 4, ".svg") == 0;
-    return svg ? "set terminal svg size 1400,560 dynamic font 'sans,11'"
-               : "set terminal pngcairo size 1400,560 font 'sans,10'";
+    char buf[160];
+    snprintf(buf, sizeof(buf), "2 %.4f\n10 %.4f\n100 %.4f\n1000 %.4f\n", x.p50_ns / 1e3,
+             x.p90_ns / 1e3, x.p99_ns / 1e3, x.p999_ns / 1e3);
+    return buf;
+}
+
+struct Panel {
+    std::string title, data, plot; // data: inline blocks; plot: the plot command's list
+};
+
+void AddCurve(Panel *p, const std::string &block, const std::string &rows,
+              const std::string &id, const char *with)
+{
+    p->data += block + " << EOD\n" + rows + "EOD\n";
+    p->plot += (p->plot.empty() ? "" : ", ") + block + " using 1:2 with " + with + " " +
+               Style(id) + " notitle";
+}
+
+Panel LatencyPanel(const Results &r, size_t pi, bool cold)
+{
+    Panel p;
+    size_t payload = r.payloads[pi];
+    p.title = std::string(cold ? "cold" : "hot") + " round trip, " + Size(payload);
+    for (size_t ti = 0; ti < r.transports.size(); ti++) {
+        const std::string &id = r.transports[ti].id;
+        const LatencyRow *x = FindLatency(r, id.c_str(), payload, cold);
+        if (x != nullptr && x->samples > 0)
+            AddCurve(&p, "$l" + std::to_string(cold) + "_" + std::to_string(pi) + "_" +
+                             std::to_string(ti),
+                     PercentileBlock(*x), id, "linespoints");
+    }
+    return p;
+}
+
+Panel ThroughputPanel(const Results &r, size_t pi)
+{
+    Panel p;
+    size_t payload = r.payloads[pi];
+    p.title = "pipelined throughput, " + Size(payload);
+    for (size_t ti = 0; ti < r.transports.size(); ti++) {
+        const std::string &id = r.transports[ti].id;
+        std::string rows;
+        for (int c : r.client_counts)
+            if (const ThroughputRow *x = FindThroughput(r, id.c_str(), payload, c))
+                rows += std::to_string(c) + " " + Num(x->msgs_per_s / 1e3) + "\n";
+        if (!rows.empty())
+            AddCurve(&p, "$t" + std::to_string(pi) + "_" + std::to_string(ti), rows, id,
+                     "linespoints");
+    }
+    return p;
+}
+
+void DrawPanel(FILE *f, const Panel &p, double x, double y, double w, double h)
+{
+    fprintf(f, "%s", p.data.c_str());
+    fprintf(f, "set origin %.4f,%.4f\nset size %.4f,%.4f\nset title %s\n", x, y, w, h,
+            Quote(p.title).c_str());
+    if (p.plot.empty())
+        fprintf(f, "set label 1 'no data' at graph 0.5,0.5 center\nplot 1 notitle lc rgb "
+                   "'white'\nunset label 1\n");
+    else
+        fprintf(f, "plot %s\n", p.plot.c_str());
+}
+
+// The legend in a strip of its own under the panels: it never covers data.
+void DrawLegend(FILE *f, const Results &r, double h)
+{
+    std::string items;
+    for (const auto &t : r.transports) {
+        bool has = false;
+        for (const auto &x : r.latency)
+            has |= x.transport == t.id && x.status == Status::kOk;
+        for (const auto &x : r.throughput)
+            has |= x.transport == t.id && x.status == Status::kOk;
+        if (has)
+            items += (items.empty() ? "" : ", ") + std::string("2 with linespoints ") +
+                     Style(t.id) + " title " + Quote(t.label);
+    }
+    fprintf(f,
+            "set origin 0,0\nset size 1,%.4f\nunset title\nunset border\nunset tics\n"
+            "unset xlabel\nunset ylabel\nunset logscale\nunset grid\nset xrange [0:1]\n"
+            "set yrange [0:1]\nset key horizontal center center samplen 4 spacing 1.2 "
+            "width 1\n",
+            h);
+    if (items.empty())
+        fprintf(f, "set label 1 'no transport produced data' at graph 0.5,0.5 center\n"
+                   "plot 1 notitle lc rgb 'white'\n");
+    else
+        fprintf(f, "plot %s\n", items.c_str());
 }
 
 int WriteScript(FILE *f, const Results &r, const std::string &out)
 {
-    fprintf(f, "%s\nset output %s\nset multiplot layout 1,2 title %s\n", Terminal(out).c_str(),
-            Quote(out).c_str(),
-            Quote("ipc bench, " + r.machine.cpu_model + ", " + std::to_string(r.machine.cpus) +
-                  " CPUs, " + r.machine.kernel + (r.quick ? " (quick run)" : ""))
+    // Columns: the payload sizes. Rows: hot latency, cold latency,
+    // throughput against clients. Then the legend strip.
+    const size_t cols = r.payloads.size();
+    const double top = 0.05, legend = 0.075, row = (1.0 - top - legend) / 3, col = 1.0 / cols;
+    int width = (int)std::max<size_t>(1000, 300 * cols + 100);
+    fprintf(f, "%s\nset output %s\n", PlotTerminal(out, width, 1000).c_str(),
+            Quote(out).c_str());
+    fprintf(f, "set multiplot title %s\n",
+            Quote("ipc bench: " + r.machine.cpu_model + ", " + std::to_string(r.machine.cpus) +
+                  " CPUs, " + r.machine.kernel + (r.quick ? " (quick run)" : "") + ", " +
+                  r.started)
                 .c_str());
-    std::string cdf, tput;
-    int n = 0;
-    for (const auto &t : r.transports) {
-        const LatencyRow *l = FindLatency(r, t.id.c_str(), r.payloads.front(), false);
-        if (l != nullptr && !l->sorted.empty()) {
-            fprintf(f, "$cdf%d << EOD\n", n);
-            CdfBlock(f, l->sorted, 800);
-            fprintf(f, "EOD\n");
-            cdf += (cdf.empty() ? "plot " : ", ") + ("$cdf" + std::to_string(n)) +
-                   " using 1:2 with lines lw 2 title " + Quote(t.label);
+    fprintf(f, "unset key\nset grid lc rgb '#d0d0d0'\nset format x '%%.10g'\nset format y '%%.10g'\n"
+               "set tmargin 2\n");
+    // Latency: percentile against round-trip time, both log.
+    fprintf(f, "set logscale xy\nset xrange [1.6:1300]\n"
+               "set xtics ('p50' 2, 'p90' 10, 'p99' 100, 'p99.9' 1000)\nset autoscale y\n"
+               );
+    for (int cold = 0; cold <= 1; cold++) {
+        // The tics name the percentiles; one axis label, under the lower row.
+        fprintf(f, "set xlabel %s\n", cold ? "'percentile (log of 1/(1-q))'" : "''");
+        for (size_t pi = 0; pi < cols; pi++) {
+            fprintf(f, "set ylabel %s\n", pi == 0 ? "'round trip (us)'" : "''");
+            DrawPanel(f, LatencyPanel(r, pi, cold), pi * col, legend + (2 - cold) * row, col,
+                      row);
         }
-        std::string rows;
-        for (int c : r.client_counts)
-            if (const ThroughputRow *x = FindThroughput(r, t.id.c_str(), r.payloads.front(), c))
-                rows += std::to_string(c) + " " + Num(x->msgs_per_s) + "\n";
-        if (!rows.empty()) {
-            fprintf(f, "$tput%d << EOD\n%sEOD\n", n, rows.c_str());
-            tput += (tput.empty() ? "plot " : ", ") + ("$tput" + std::to_string(n)) +
-                    " using 1:2 with linespoints lw 2 pt 7 title " + Quote(t.label);
-        }
-        n++;
     }
-    fprintf(f,
-            "set title 'Round-trip latency CDF, hot, %s'\nset logscale x\nset xlabel 'round trip "
-            "(us, log)'\nset ylabel 'fraction of requests'\nset yrange [0:1]\nset grid\n"
-            "set key bottom right\n%s\n",
-            Size(r.payloads.front()).c_str(), cdf.empty() ? "plot 0 notitle" : cdf.c_str());
-    fprintf(f,
-            "unset logscale\nset title 'Pipelined throughput vs clients, %s'\nset logscale x 2\n"
-            "set logscale y\nset xlabel 'client processes'\nset ylabel 'messages / s (log)'\n"
-            "set autoscale y\nset xrange [0.8:10]\nset xtics (1, 2, 4, 8)\nset key top right\n"
-            "%s\nunset multiplot\n",
-            Size(r.payloads.front()).c_str(), tput.empty() ? "plot 0 notitle" : tput.c_str());
+    // Throughput: messages per second against client processes, both log.
+    fprintf(f, "set logscale x 2\nset logscale y 10\nset xrange [0.8:10]\nset xtics (1, 2, 4, "
+               "8)\nset autoscale y\nset xlabel 'client processes'\n");
+    for (size_t pi = 0; pi < cols; pi++) {
+        fprintf(f, "set ylabel %s\n", pi == 0 ? "'k messages / s (all clients)'" : "''");
+        DrawPanel(f, ThroughputPanel(r, pi), pi * col, legend, col, row);
+    }
+    DrawLegend(f, r, legend);
+    fprintf(f, "unset multiplot\n");
     return ferror(f) ? -EIO : 0;
 }
 
@@ -466,6 +570,24 @@ int WriteJson(const Results &r, const std::string &path)
     if (fclose(f) != 0 || bad)
         return -EIO;
     return 0;
+}
+
+std::string PlotTerminal(const std::string &path, int width_px, int height_px)
+{
+    size_t dot = path.rfind('.');
+    std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+    char size[64];
+    snprintf(size, sizeof(size), " size %d,%d font 'sans,10'", width_px, height_px);
+    if (ext == ".png")
+        return std::string("set terminal pngcairo") + size;
+    if (ext == ".svg")
+        return std::string("set terminal svg dynamic") + size;
+    // PDF sizes are in inches: 100 px to the inch.
+    snprintf(size, sizeof(size), " size %.2fin,%.2fin font 'sans,7'", width_px / 100.0,
+             height_px / 100.0);
+    if (ext == ".pdf")
+        return std::string("set terminal pdfcairo") + size;
+    return "";
 }
 
 int WritePlot(const Results &r, const std::string &path, std::string *err)

@@ -23,9 +23,8 @@ struct LatencyRow : RowState {
     size_t payload = 0;
     bool cold = false;
     uint64_t samples = 0;
-    double p50_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0, mean_ns = 0;
+    double p50_ns = 0, p90_ns = 0, p99_ns = 0, p999_ns = 0, max_ns = 0, mean_ns = 0;
     double server_cpu_ns = 0, client_cpu_ns = 0; // per round trip
-    std::vector<uint64_t> sorted; // every sample, kept for the hot 64 B CDF
 };
 
 struct ThroughputRow : RowState {
@@ -94,6 +93,9 @@ struct Results {
 void PrintTable(const Results &r);
 int WriteJson(const Results &r, const std::string &path);
 int WritePlot(const Results &r, const std::string &path, std::string *err);
+// The gnuplot terminal line for a plot file of that size, chosen by its
+// extension (.png, .svg, .pdf); empty for any other.
+std::string PlotTerminal(const std::string &path, int width_px, int height_px);
 void ComputeRatios(Results *r);
 
 } // namespace ipc_bench
