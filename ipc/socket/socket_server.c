@@ -214,6 +214,13 @@ static void ipc__conn_kick(ipc__socket_server *s, uint32_t id)
     ipc__conn_drop(s, id);
 }
 
+/* A frame longer than max_message_size: an oversize request and a drop. */
+static void ipc__conn_kick_oversize(ipc__socket_server *s, uint32_t id)
+{
+    ipc__stat_error(s->base.stats.block, -EMSGSIZE);
+    ipc__conn_kick(s, id);
+}
+
 static bool ipc__has_frame(ipc__conn *c)
 {
     const uint8_t *p;
@@ -314,7 +321,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
         uint32_t n;
         int r = ipc_frame_reader_peek(&c->rx, &p, &n);
         if (r < 0) {
-            ipc__conn_kick(s, id); /* longer than max_message_size */
+            ipc__conn_kick_oversize(s, id);
             return;
         }
         if (r == 1 && ipc_frame_reader_buffered(&c->rx) >= IPC_INPUT_HIGH_WATER) {
@@ -354,7 +361,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     uint32_t n;
     int r = ipc_frame_reader_peek(&c->rx, &p, &n);
     if (r < 0)
-        ipc__conn_kick(s, id); /* longer than max_message_size */
+        ipc__conn_kick_oversize(s, id);
     else if (r == 1)
         ipc__enqueue(s, id);
     else

@@ -341,7 +341,7 @@ TEST_F(SocketTest, ServerDropsOnlyTheClientKilledMidFrame)
         ExpectEcho(good.get(), 1000, (uint64_t)i);
 }
 
-TEST_F(SocketTest, OversizeAndAllOnesLengthPrefixesCloseOnlyThatConnection)
+TEST_F(SocketTest, OversizeAndAllOnesLengthPrefixesCloseOnlyThatConnectionCountedAsBoth)
 {
     ServerProcess server(SocketFactory(1024));
     ASSERT_TRUE(server.ok());
@@ -357,6 +357,11 @@ TEST_F(SocketTest, OversizeAndAllOnesLengthPrefixesCloseOnlyThatConnection)
         close(fd);
         ExpectEcho(good.get(), 1024, len);
     }
+    // Each is an oversize request and a dropped client (docs/OPERATIONS.md).
+    ipc_stats st;
+    ASSERT_EQ(ipc_stats_fetch("socket", path_.c_str(), &st, nullptr), 0);
+    EXPECT_EQ(st.oversize, 2u);
+    EXPECT_EQ(st.drops, 2u);
 }
 
 TEST_F(SocketTest, TruncatedFrameThenCloseIsDroppedAndServingGoesOn)
