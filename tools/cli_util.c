@@ -38,7 +38,11 @@ int ipc__cli_getopt(const ipc__cli_cmd *cmd, int argc, char **argv,
                     const struct option *opts)
 {
     opterr = 0; /* we name the flag ourselves */
-    int opt = getopt_long(argc, argv, ":", opts, NULL);
+    int opt = getopt_long(argc, argv, ":h", opts, NULL);
+    if (opt == 'h') /* -h is --help */
+        for (const struct option *o = opts; o->name != NULL; o++)
+            if (strcmp(o->name, "help") == 0)
+                return o->val;
     if (opt != '?' && opt != ':')
         return opt;
     const char *known = ipc__cli_opt_name(opts, optopt);

@@ -38,9 +38,10 @@ int ipc__cli_error(const ipc__cli_cmd *cmd, int code, const char *fmt, ...)
 /* Prints the command's help to stdout; returns IPC_EXIT_OK. */
 int ipc__cli_help(const ipc__cli_cmd *cmd);
 
-/* getopt_long over argv[1..] (argv[0] is the command's name) that reports an
- * unknown option, a missing value or a stray value itself, naming the flag:
- * returns the option, -1 at the end, or '?' after printing the message. */
+/* getopt_long over argv[1..] (argv[0] is the command's name; -h is --help)
+ * that reports an unknown option, a missing value or a stray value itself,
+ * naming the flag: returns the option, -1 at the end, or '?' after printing
+ * the message. */
 int ipc__cli_getopt(const ipc__cli_cmd *cmd, int argc, char **argv,
                     const struct option *opts);
 

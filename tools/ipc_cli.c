@@ -35,8 +35,8 @@ static const ipc__cli_cmd ipc__cmd_bench = {
             "\n"
             "  --help   this text\n"
             "\n"
-            "Exit: ipc_bench's (0 done, 1 a case or an output failed, 2 bad usage);\n"
-            "1 when ipc_bench is not installed beside.\n"
+            "Exit: 0 done, 1 a case or an output failed (or ipc_bench is not installed\n"
+            "beside), 2 bad usage: ipc_bench's own.\n"
             "\n"
             "example:\n"
             "  ipc bench --quick --plot /tmp/bench.png\n",
