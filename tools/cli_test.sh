@@ -267,13 +267,19 @@ kill -TERM "$sock_pid"; wait "$sock_pid"
 [ ! -e "$dir/real/s.sock" ] || fail "socket left behind"
 
 # --- the binary links libc and our library only -------------------------------
+# (A sanitizer's runtime brings libm, libgcc_s and, for ubsan, libstdc++.)
+sanitizer=false
+grep -qaE "__(asan|tsan|ubsan)_" "$ipc" && sanitizer=true
 ldd "$ipc" >"$dir/ldd"
 while read -r lib _; do
   case "$lib" in
     linux-vdso.so.*|libc.so.6|/lib64/ld-linux-x86-64.so.2) ;;
+    libm.so.6|libgcc_s.so.1|libstdc++.so.6|libpthread.so.0|librt.so.1|libdl.so.2)
+      $sanitizer || fail "ipc links $lib: $(cat "$dir/ldd")";;
     *) fail "ipc links $lib: $(cat "$dir/ldd")";;
   esac
 done <"$dir/ldd"
+grep -q "libc.so.6" "$dir/ldd" || fail "ldd shows no libc: $(cat "$dir/ldd")"
 
 # --- bench: a binary of its own, run by `ipc bench` when beside ---------------
 expect_exit 0 "$ipc" bench --help
