@@ -382,11 +382,21 @@ std::string PercentileBlock(const LatencyRow &x)
 
 struct Panel {
     std::string title, data, plot; // data: inline blocks; plot: the plot command's list
+    double lo = INFINITY, hi = 0;   // y extent of the positive values
 };
 
 void AddCurve(Panel *p, const std::string &block, const std::string &rows,
               const std::string &id, const char *with)
 {
+    double x, y;
+    for (const char *line = rows.c_str(); sscanf(line, "%lf %lf", &x, &y) == 2;) {
+        if (y > 0)
+            p->lo = std::min(p->lo, y), p->hi = std::max(p->hi, y);
+        line = strchr(line, '\n');
+        if (line == nullptr)
+            break;
+        line++;
+    }
     p->data += block + " << EOD\n" + rows + "EOD\n";
     p->plot += (p->plot.empty() ? "" : ", ") + block + " using 1:2 with " + with + " " +
                Style(id) + " notitle";
@@ -418,7 +428,7 @@ Panel ThroughputPanel(const Results &r, size_t pi)
         std::string rows;
         for (int c : r.client_counts)
             if (const ThroughputRow *x = FindThroughput(r, id.c_str(), payload, c))
-                rows += std::to_string(c) + " " + Num(x->msgs_per_s / 1e3) + "\n";
+                rows += std::to_string(c) + " " + Num(x->msgs_per_s) + "\n";
         if (!rows.empty())
             AddCurve(&p, "$t" + std::to_string(pi) + "_" + std::to_string(ti), rows, id,
                      "linespoints");
@@ -431,6 +441,13 @@ void DrawPanel(FILE *f, const Panel &p, double x, double y, double w, double h)
     fprintf(f, "%s", p.data.c_str());
     fprintf(f, "set origin %.4f,%.4f\nset size %.4f,%.4f\nset title %s\n", x, y, w, h,
             Quote(p.title).c_str());
+    // Whole decades, so that every panel has labelled tics at both ends
+    // (a hair wider: gnuplot drops a tic it rounds to just outside).
+    if (p.hi > 0)
+        fprintf(f, "set yrange [%g:%g]\n", 0.999 * std::pow(10, std::floor(std::log10(p.lo))),
+                1.001 * std::pow(10, std::ceil(std::log10(p.hi) + 1e-9)));
+    else
+        fprintf(f, "set yrange [1:10]\n");
     if (p.plot.empty())
         fprintf(f, "set label 1 'no data' at graph 0.5,0.5 center\nplot 1 notitle lc rgb "
                    "'white'\nunset label 1\n");
@@ -480,25 +497,28 @@ int WriteScript(FILE *f, const Results &r, const std::string &out)
                   r.started)
                 .c_str());
     fprintf(f, "unset key\nset grid lc rgb '#d0d0d0'\nset format x '%%.10g'\nset format y '%%.10g'\n"
-               "set tmargin 2\n");
+               "set tmargin 2.5\nset mytics 10\n");
     // Latency: percentile against round-trip time, both log.
     fprintf(f, "set logscale xy\nset xrange [1.6:1300]\n"
                "set xtics ('p50' 2, 'p90' 10, 'p99' 100, 'p99.9' 1000)\nset autoscale y\n"
-               );
+               "set ytics ('10 ns' 0.01, '100 ns' 0.1, '1 us' 1, '10 us' 10, '100 us' 100, "
+               "'1 ms' 1e3, '10 ms' 1e4, '100 ms' 1e5, '1 s' 1e6, '10 s' 1e7, '100 s' 1e8)\n");
     for (int cold = 0; cold <= 1; cold++) {
         // The tics name the percentiles; one axis label, under the lower row.
-        fprintf(f, "set xlabel %s\n", cold ? "'percentile (log of 1/(1-q))'" : "''");
+        fprintf(f, "set xlabel %s\n", cold ? "'percentile'" : "''");
         for (size_t pi = 0; pi < cols; pi++) {
-            fprintf(f, "set ylabel %s\n", pi == 0 ? "'round trip (us)'" : "''");
+            fprintf(f, "set ylabel %s\n", pi == 0 ? "'round trip'" : "''");
             DrawPanel(f, LatencyPanel(r, pi, cold), pi * col, legend + (2 - cold) * row, col,
                       row);
         }
     }
     // Throughput: messages per second against client processes, both log.
     fprintf(f, "set logscale x 2\nset logscale y 10\nset xrange [0.8:10]\nset xtics (1, 2, 4, "
-               "8)\nset autoscale y\nset xlabel 'client processes'\n");
+               "8)\nset autoscale y\nset xlabel 'client processes'\n"
+               "set ytics ('1' 1, '10' 10, '100' 100, '1k' 1e3, '10k' 1e4, '100k' 1e5, "
+               "'1M' 1e6, '10M' 1e7, '100M' 1e8)\n");
     for (size_t pi = 0; pi < cols; pi++) {
-        fprintf(f, "set ylabel %s\n", pi == 0 ? "'k messages / s (all clients)'" : "''");
+        fprintf(f, "set ylabel %s\n", pi == 0 ? "'messages / s (all clients)'" : "''");
         DrawPanel(f, ThroughputPanel(r, pi), pi * col, legend, col, row);
     }
     DrawLegend(f, r, legend);
