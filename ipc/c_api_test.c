@@ -57,6 +57,10 @@ int main(void)
     ipc_server_destroy(s);
     CHECK(rmdir(dir) == 0); /* the socket file is gone */
     CHECK(ipc_client_create_shm("bad name!", 1) == NULL);
+    CHECK(ipc_client_create_shm("ok", 4097) == NULL);
+    ipc_client *any = ipc_client_create_shm("ok", 0); /* takes the server's */
+    CHECK(any != NULL && ipc_client_shm_capacity(any) == 0);
+    ipc_client_destroy(any);
     puts("1 passed, 0 failed");
     return 0;
 }

@@ -55,7 +55,7 @@ ipc_client *ipc_client_create_socket(const char *socket_path)
 
 ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients)
 {
-    if (base_name == NULL || max_clients == 0 || max_clients > IPC_SHM_MAX_CLIENTS)
+    if (base_name == NULL || max_clients > IPC_SHM_MAX_CLIENTS)
         return NULL;
     return ipc__client_init(ipc__shm_client_create(base_name, max_clients));
 }

@@ -47,9 +47,15 @@ typedef struct ipc_server ipc_server;
  * path gives NULL, it is never truncated). */
 ipc_client *ipc_client_create_socket(const char *socket_path);
 
-/* A client of the shared-memory server named base_name, which serves at most
- * max_clients clients (must match the server's). */
+/* A client of the shared-memory server named base_name. max_clients 0 takes
+ * whatever capacity the server serves; a non-zero value (at most 4096) must
+ * match the server's: connect() gives -EINVAL otherwise. */
 ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients);
+
+/* The number of clients a shared-memory server serves, as the last connect()
+ * that reached it learnt (also one refused with -EINVAL for asking another
+ * number); 0 before that, and for socket clients. */
+size_t ipc_client_shm_capacity(const ipc_client *c);
 
 /* Connects. -ENOENT / -ECONNREFUSED when no server is there (also when a
  * shared-memory server dies during the handshake), -EISCONN when

@@ -231,6 +231,7 @@ typedef struct ping_result {
      * a wrong reply its length and the first differing byte. */
     uint64_t failed_at;
     size_t got_len, differs_at;
+    size_t served; /* shm: the server's capacity, once a connect reached it */
 } ping_result;
 
 static int cmp_u64(const void *a, const void *b)
@@ -336,6 +337,7 @@ static int ping_run(const ping_plan *p, ping_result *r)
     ping_summarize(lat, p->count, r);
     rc = 0;
 out:
+    r->served = ipc_client_shm_capacity(c);
     ipc_client_destroy(c);
     free(lat);
     return rc;
@@ -355,11 +357,11 @@ static int ping_error(const ipc__cli_cmd *cmd, const ping_plan *p, const ping_re
                               "no server at %s %s (nothing listens there; `ipc ls` lists the "
                               "live ones)",
                               t, n);
-    if (r->failed_at == 0 && rc == -EINVAL && p->ep.shm && p->clients != 0)
+    if (r->failed_at == 0 && rc == -EINVAL && p->ep.shm && r->served != 0)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
-                              "shm %s serves a different number of clients than --clients %" PRIu64
-                              " asks; omit --clients (or give 0) to take the server's",
-                              n, p->clients);
+                              "shm %s serves %zu clients, --clients asked for %" PRIu64
+                              "; omit --clients (or give 0) to take the server's",
+                              n, r->served, p->clients);
     if (r->failed_at == 0 && rc == -EAGAIN)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
                               "shm %s has no free client slot: all are taken", n);
@@ -620,7 +622,7 @@ static int demo_transport(const ipc__cli_cmd *cmd, const ipc__cli_endpoint *ep)
                               ipc_strerror((int)pid));
     int rc = IPC_EXIT_OK;
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]) && rc == IPC_EXIT_OK; i++) {
-        ping_plan p = {.ep = *ep, .clients = ep->shm ? sp.clients : 0, .count = sizes[i] > 4096 ? 2000 : 20000, .timeout_ms = 5000};
+        ping_plan p = {.ep = *ep, .count = sizes[i] > 4096 ? 2000 : 20000, .timeout_ms = 5000};
         ping_result r;
         rc = ping_pattern(cmd, &p, sizes[i]);
         int err = rc == IPC_EXIT_OK ? ping_run(&p, &r) : 0;

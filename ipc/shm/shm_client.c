@@ -53,7 +53,7 @@ static int ipc__cli_connect(ipc_client *base)
     rc = ipc__shm_hello_recv(c->fd, IPC__SHM_CONNECT_NS, fds, &id);
     if (rc < 0)
         goto failed_hello;
-    rc = ipc__shm_segment_map(&c->seg, fds[0], id, (uint32_t)c->max_clients);
+    rc = ipc__shm_segment_map(&c->seg, fds[0], id, (uint32_t)c->max_clients, &c->served);
     if (rc == 0)
         rc = ipc__shm_bell_map(fds[1], &c->bell);
     close(fds[0]); /* the mappings keep the memory */
@@ -330,8 +330,7 @@ const ipc_client_ops ipc__shm_client_ops = {
 
 ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)
 {
-    if (name == NULL || !ipc__shm_name_ok(name) || max_clients == 0 ||
-        max_clients > IPC_SHM_MAX_CLIENTS)
+    if (name == NULL || !ipc__shm_name_ok(name) || max_clients > IPC_SHM_MAX_CLIENTS)
         return NULL;
     ipc__shm_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -342,4 +341,11 @@ ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)
     c->fd = -1;
     c->epoll_fd = -1;
     return &c->base;
+}
+
+size_t ipc_client_shm_capacity(const ipc_client *c)
+{
+    if (c == NULL || c->ops != &ipc__shm_client_ops)
+        return 0;
+    return ((const ipc__shm_client *)c)->served;
 }

@@ -24,7 +24,8 @@ extern "C" {
 typedef struct ipc__shm_client {
     ipc_client base;
     char name[IPC_SHM_NAME_MAX + 1];
-    size_t max_clients;
+    size_t max_clients; /* asked for; 0 takes what the server serves */
+    uint32_t served;    /* the server's, from the last valid segment; 0 before */
     int fd;
     ipc__shm_segment seg; /* we produce seg.req and consume seg.resp */
     ipc__shm_bell *bell;

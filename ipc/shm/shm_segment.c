@@ -65,7 +65,8 @@ failed_attach:
 }
 
 /* Copy, validate, use: the header is copied once and only the copy is
- * checked and used. max_clients mismatch is the caller's error: -EINVAL. */
+ * checked and used. max_clients mismatch is the caller's error: -EINVAL;
+ * 0 asks for none in particular. */
 int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t max_clients,
                            uint64_t file_size)
 {
@@ -77,13 +78,14 @@ int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t m
         h->resp_offset != ipc__shm_resp_offset(h->ring_size) ||
         h->client_id != id || h->client_id >= h->max_clients)
         return -EPROTO;
-    if (h->max_clients != max_clients)
+    if (max_clients != 0 && h->max_clients != max_clients)
         return -EINVAL;
     return 0;
 }
 
 /* Maps the header once the ready flag is seen and checks a copy of it. */
-static int ipc__shm_segment_validate(ipc__shm_segment *seg, uint32_t id, uint32_t max_clients)
+static int ipc__shm_segment_validate(ipc__shm_segment *seg, uint32_t id, uint32_t max_clients,
+                                     uint32_t *served)
 {
     /* Acquire: pairs with the server's release of ready. */
     if (atomic_load_explicit(&seg->hdr->ready, memory_order_acquire) != 1)
@@ -91,13 +93,20 @@ static int ipc__shm_segment_validate(ipc__shm_segment *seg, uint32_t id, uint32_
     ipc__shm_seg_header h;
     memcpy(&h, seg->base, offsetof(ipc__shm_seg_header, ready));
     int rc = ipc__shm_segment_check(&h, id, max_clients, seg->size);
+    if (rc == 0 || rc == -EINVAL) /* the header is valid: its capacity is true */
+        *served = h.max_clients;
     if (rc < 0)
         return rc;
     return ipc__shm_segment_attach(seg, h.ring_size, false) < 0 ? -EPROTO : 0;
 }
 
-int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t max_clients)
+int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t max_clients,
+                         uint32_t *served)
 {
+    uint32_t ignored;
+    if (served == NULL)
+        served = &ignored;
+    *served = 0;
     void *base;
     size_t size;
     int rc = ipc__memfd_map_sealed(fd, IPC_SHM_HEADER_SIZE,
@@ -105,7 +114,7 @@ int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t ma
     if (rc < 0)
         return rc;
     *seg = (ipc__shm_segment){.base = base, .size = size, .hdr = base};
-    if ((rc = ipc__shm_segment_validate(seg, id, max_clients)) < 0)
+    if ((rc = ipc__shm_segment_validate(seg, id, max_clients, served)) < 0)
         ipc__shm_segment_unmap(seg);
     return rc;
 }

@@ -37,12 +37,16 @@ int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t 
                             uint32_t max_clients, int *fd);
 
 /* Client: maps the segment fd received as client `id`, checks it and
- * attaches. 0, -EPROTO (not a valid segment), -EINVAL (max_clients differs
- * from the server's: the caller's error) or -errno. Leaves seg unmapped on
- * failure. */
-int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t max_clients);
+ * attaches. max_clients 0 takes whatever the server serves. 0, -EPROTO (not
+ * a valid segment), -EINVAL (max_clients differs from the server's: the
+ * caller's error) or -errno. Leaves seg unmapped on failure. *served (may be
+ * NULL) gets the server's capacity from a valid header, also with -EINVAL,
+ * else 0. */
+int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t max_clients,
+                         uint32_t *served);
 
-/* Checks a copy of a segment header against what the client expects. */
+/* Checks a copy of a segment header against what the client expects
+ * (max_clients 0: any). */
 int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t max_clients,
                            uint64_t file_size);
 

@@ -48,7 +48,7 @@ int MapAfter(const std::function<void(ipc__shm_seg_header *)> &edit,
     EXPECT_EQ(server.rc(), 0);
     edit(server.header());
     ipc__shm_segment client = {};
-    int rc = ipc__shm_segment_map(&client, server.fd(), kId, max_clients);
+    int rc = ipc__shm_segment_map(&client, server.fd(), kId, max_clients, nullptr);
     EXPECT_EQ(client.base == nullptr, rc != 0) << "mapped exactly when it succeeds";
     ipc__shm_segment_unmap(&client);
     return rc;
@@ -102,6 +102,25 @@ TEST(ShmSegment, ClientWithAnotherMaxClientsGetsEinval)
     EXPECT_EQ(MapAfter([](ipc__shm_seg_header *) {}, kMaxClients + 1), -EINVAL);
 }
 
+TEST(ShmSegment, ClientAskingZeroTakesTheServersCapacityAndEitherWayLearnsIt)
+{
+    ServerSegment server;
+    ASSERT_EQ(server.rc(), 0);
+    for (uint32_t asked : {0u, (uint32_t)kMaxClients, (uint32_t)kMaxClients + 1}) {
+        ipc__shm_segment client = {};
+        uint32_t served = 12345;
+        int rc = ipc__shm_segment_map(&client, server.fd(), kId, asked, &served);
+        EXPECT_EQ(rc, asked == kMaxClients + 1 ? -EINVAL : 0) << asked;
+        EXPECT_EQ(served, (uint32_t)kMaxClients) << asked;
+        ipc__shm_segment_unmap(&client);
+    }
+    ipc__shm_segment client = {};
+    uint32_t served = 12345;
+    server.header()->magic ^= 1; /* not a valid header: nothing to learn */
+    EXPECT_EQ(ipc__shm_segment_map(&client, server.fd(), kId, 0, &served), -EPROTO);
+    EXPECT_EQ(served, 0u);
+}
+
 TEST(ShmSegment, ClientRejectsAFileOfAnotherSizeThanTheHeaderSays)
 {
     ServerSegment server;
@@ -113,7 +132,7 @@ TEST(ShmSegment, ClientRejectsAFileOfAnotherSizeThanTheHeaderSays)
     memcpy(p, server.header(), sizeof(ipc__shm_seg_header));
     munmap(p, size);
     ipc__shm_segment client = {};
-    EXPECT_EQ(ipc__shm_segment_map(&client, fd, kId, kMaxClients), -EPROTO);
+    EXPECT_EQ(ipc__shm_segment_map(&client, fd, kId, kMaxClients, nullptr), -EPROTO);
     close(fd);
 }
 
@@ -123,7 +142,7 @@ TEST(ShmSegment, ClientRejectsAnUnsealedFile)
     ASSERT_GE(fd, 0);
     ASSERT_EQ(ftruncate(fd, (off_t)ipc__shm_segment_size(kRing)), 0);
     ipc__shm_segment client = {};
-    EXPECT_EQ(ipc__shm_segment_map(&client, fd, kId, kMaxClients), -EPROTO);
+    EXPECT_EQ(ipc__shm_segment_map(&client, fd, kId, kMaxClients, nullptr), -EPROTO);
     close(fd);
 }
 
@@ -132,7 +151,7 @@ TEST(ShmSegment, BothSidesSeeOneRingPairWithRolesSwapped)
     ServerSegment server;
     ASSERT_EQ(server.rc(), 0);
     ipc__shm_segment client = {};
-    ASSERT_EQ(ipc__shm_segment_map(&client, server.fd(), kId, kMaxClients), 0);
+    ASSERT_EQ(ipc__shm_segment_map(&client, server.fd(), kId, kMaxClients, nullptr), 0);
     ASSERT_EQ(ipc__spsc_push(&client.req, "ping", 4), 1);
     const void *p;
     uint32_t n;

@@ -163,6 +163,50 @@ TEST(ShmTransport, ConnectWithoutServer)
     EXPECT_EQ(rc, -ECONNREFUSED);
 }
 
+TEST(ShmTransport, ClientGivenZeroTakesTheServersCapacityAndANonZeroOneIsChecked)
+{
+    std::string name = UniqueName("cap");
+    ShmServerProcess srv(name, 3);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    std::vector<uint8_t> buf(64);
+    const uint8_t msg[] = "ping";
+    ipc_client *any = ipc_client_create_shm(name.c_str(), 0);
+    ASSERT_NE(any, nullptr);
+    EXPECT_EQ(ipc_client_shm_capacity(any), 0u) << "nothing is known before connect";
+    ASSERT_EQ(ipc_client_connect(any), 0);
+    EXPECT_EQ(ipc_client_shm_capacity(any), 3u);
+    EXPECT_EQ(EchoOnce(any, msg, sizeof(msg), buf), 0);
+    int rc;
+    ipc_client *same = ConnectShm(name, 3, &rc);
+    ASSERT_NE(same, nullptr) << rc;
+    EXPECT_EQ(EchoOnce(same, msg, sizeof(msg), buf), 0);
+    ipc_client *other = ipc_client_create_shm(name.c_str(), 4);
+    ASSERT_NE(other, nullptr);
+    EXPECT_EQ(ipc_client_connect(other), -EINVAL);
+    EXPECT_EQ(ipc_client_shm_capacity(other), 3u) << "a refusal still tells the server's";
+    ipc_client_destroy(other);
+    // The refused client's slot comes back: the third of three still fits
+    // (once the server has seen it leave).
+    ipc_client *third = nullptr;
+    for (int tries = 0; third == nullptr && tries < 500; tries++) {
+        third = ConnectShm(name, 0, &rc);
+        if (third == nullptr && rc != -EAGAIN)
+            break;
+        if (third == nullptr)
+            usleep(10 * 1000);
+    }
+    ASSERT_NE(third, nullptr) << rc;
+    EXPECT_EQ(EchoOnce(third, msg, sizeof(msg), buf), 0);
+    EXPECT_EQ(ipc_client_create_shm(name.c_str(), 4097), nullptr);
+    ipc_client *sock = ipc_client_create_socket("/tmp/ipc-cap-test.sock");
+    EXPECT_EQ(ipc_client_shm_capacity(sock), 0u);
+    EXPECT_EQ(ipc_client_shm_capacity(nullptr), 0u);
+    ipc_client_destroy(sock);
+    ipc_client_destroy(third);
+    ipc_client_destroy(same);
+    ipc_client_destroy(any);
+}
+
 // ------------------------------------------------------------------ echo
 
 TEST(ShmTransport, EchoSizes)
