@@ -291,18 +291,40 @@ int ipc__memfd_map_sealed(int fd, size_t min_size, size_t max_size, void **map, 
 
 /* ------------------------------------------------------------- paths */
 
+/* full with its directory made canonical (symlinks, ".", "..", "//"), the
+ * last component kept: every spelling of one socket file gives one name.
+ * full is kept as it is when its directory cannot be resolved. */
+static void ipc__path_canonical(char full[PATH_MAX + 1])
+{
+    char dir[PATH_MAX + 1], real[PATH_MAX];
+    char *slash = strrchr(full, '/');
+    if (slash == NULL || slash[1] == '\0' || !strcmp(slash + 1, ".") || !strcmp(slash + 1, ".."))
+        return;
+    size_t n = (size_t)(slash - full);
+    memcpy(dir, full, n);
+    dir[n] = '\0';
+    if (realpath(n == 0 ? "/" : dir, real) == NULL)
+        return;
+    char out[PATH_MAX + 1];
+    int len = snprintf(out, sizeof(out), "%s/%s", strcmp(real, "/") ? real : "", slash + 1);
+    if (len > 0 && (size_t)len < sizeof(out))
+        memcpy(full, out, (size_t)len + 1);
+}
+
 int ipc__path_id(const char *path, char out[17], char *abs_out, size_t abs_cap)
 {
     char abs[PATH_MAX + 1];
-    const char *full = path;
+    const char *full = abs;
     if (path[0] != '/') {
         size_t n = strlen(path);
         if (getcwd(abs, sizeof(abs) - n - 2) == NULL)
             return -errno;
         strcat(abs, "/");
         strcat(abs, path);
-        full = abs;
+    } else if (snprintf(abs, sizeof(abs), "%s", path) >= (int)sizeof(abs)) {
+        return -ENAMETOOLONG;
     }
+    ipc__path_canonical(abs);
     uint64_t h = 1469598103934665603ull;
     for (const char *p = full; *p; p++)
         h = (h ^ (uint8_t)*p) * 1099511628211ull;

@@ -110,10 +110,12 @@ int ipc__memfd_map_sealed(int fd, size_t min_size, size_t max_size, void **map, 
 
 /* ------------------------------------------------------------- paths */
 
-/* FNV-1a 64 of a socket path made absolute: one name per socket file, for
- * the abstract names that stand for it (the socket server's lock, the stats
- * page). The absolute path goes to abs_out when it is not NULL. -errno when
- * cwd is unreadable. */
+/* FNV-1a 64 of a socket path made absolute, its directory canonical
+ * (symlinks, ".", "..", "//" resolved; the last component as given): one
+ * name per socket file whatever the spelling, for the abstract names that
+ * stand for it (the socket server's lock, the stats page). The absolute path
+ * goes to abs_out when it is not NULL. -errno when cwd is unreadable,
+ * -ENAMETOOLONG for a path over PATH_MAX. */
 int ipc__path_id(const char *path, char out[17], char *abs_out, size_t abs_cap);
 
 #ifdef __cplusplus

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <random>
@@ -127,6 +128,40 @@ TEST(UnixPath, RelativePathHasTheIdOfItsAbsoluteForm)
     EXPECT_STREQ(rel, abs);
     EXPECT_EQ(std::string(full), std::string(cwd) + "/s.sock");
     EXPECT_EQ(strlen(rel), 16u);
+}
+
+TEST(UnixPath, EverySpellingOfOneSocketFileHasOneIdAndOneCanonicalName)
+{
+    char tmpl[] = "/tmp/ipc-path-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    struct Dir {
+        std::string root;
+        std::string file(const char *f) const { return root + "/" + f; }
+        ~Dir()
+        {
+            unlink(file("link").c_str());
+            rmdir(file("real").c_str());
+            rmdir(root.c_str());
+        }
+    } dir{tmpl};
+    ASSERT_EQ(mkdir(dir.file("real").c_str(), 0700), 0);
+    ASSERT_EQ(symlink("real", dir.file("link").c_str()), 0);
+    char want[17], name[4200];
+    ASSERT_EQ(ipc__path_id(dir.file("real/s.sock").c_str(), want, name, sizeof(name)), 0);
+    EXPECT_EQ(std::string(name), dir.file("real/s.sock"));
+    for (const char *spelling : {"link/s.sock", "real//s.sock", "./real/./s.sock",
+                                 "link/../real/s.sock"}) {
+        char id[17];
+        ASSERT_EQ(ipc__path_id(dir.file(spelling).c_str(), id, name, sizeof(name)), 0);
+        EXPECT_STREQ(id, want) << spelling;
+        EXPECT_EQ(std::string(name), dir.file("real/s.sock")) << spelling;
+    }
+    char other[17];
+    ASSERT_EQ(ipc__path_id(dir.file("real/t.sock").c_str(), other, nullptr, 0), 0);
+    EXPECT_STRNE(other, want);
+    // A directory that is not there (yet): the path as given.
+    ASSERT_EQ(ipc__path_id("/no/such/dir/s.sock", other, name, sizeof(name)), 0);
+    EXPECT_STREQ(name, "/no/such/dir/s.sock");
 }
 
 TEST(UnixClock, MonotonicClockNeverGoesBack)
