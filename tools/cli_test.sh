@@ -205,6 +205,22 @@ json "$dir/out" "[s for s in d['servers'] if s.get('name') == '$dir/real/s.sock'
 expect_exit 0 "$ipc" ls "$dir"
 out_has "^socket +$sock_pid .*$dir/real/s.sock$"
 
+# A name is another process's data: a newline in it cannot start a row of
+# ls or stat, nor an escape byte reach the terminal.
+evil="$dir/evil
+row"$'\e'"[31m.sock"
+serve --socket "$evil"
+wait_sock "$evil"
+expect_exit 0 "$ipc" ls "$dir"
+out_has "  $dir/evil\\\\x0arow\\\\x1b\\[31m\\.sock$"
+grep -q $'\e' "$dir/out" && fail "ls wrote an escape byte"
+grep -Eq '^row' "$dir/out" && fail "a newline in a name started a row of ls"
+expect_exit 0 "$ipc" stat --socket "$evil"
+out_has "^server +socket $dir/evil\\\\x0arow\\\\x1b"
+grep -q $'\e' "$dir/out" && fail "stat wrote an escape byte"
+expect_exit 0 "$ipc" ls --json "$dir"
+json "$dir/out" "any(s.get('name') == '''$evil''' for s in d['servers'])"
+
 # An oversize request: the client is dropped, and counted as both.
 expect_exit 1 "$ipc" ping --socket "$dir/real/s.sock" --size 65537 --count 1
 err_has "closed the connection"

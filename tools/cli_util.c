@@ -380,6 +380,18 @@ void ipc__cli_json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void ipc__cli_text_str(FILE *f, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '\\')
+            fputs("\\\\", f);
+        else if (*p < 0x20 || *p >= 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+}
+
 const char *ipc__cli_owner(uint32_t uid, char *buf, size_t cap)
 {
     struct passwd *pw = getpwuid(uid);

@@ -94,6 +94,11 @@ int ipc__cli_data(const ipc__cli_cmd *cmd, const char *flag, const char *text, u
  * names the library accepts are ASCII or the user's own path bytes). */
 void ipc__cli_json_str(FILE *f, const char *s);
 
+/* Writes s for a terminal: printable ASCII as is, a backslash as \\, every
+ * other byte as \xHH, so a name from another process's stats page (or a
+ * file name) can neither start a new row nor send escape sequences. */
+void ipc__cli_text_str(FILE *f, const char *s);
+
 /* The user's name for a uid, or the number. */
 const char *ipc__cli_owner(uint32_t uid, char *buf, size_t cap);
 

@@ -108,9 +108,10 @@ static void ls_live(void *arg, int err, const ipc_server_info *info, const ipc_s
     if (!o->json && err < 0) {
         printf("%-9s %-7s %-10s %8s %10s  (%s)\n", "?", "?", "?", "?", "?", ipc_strerror(err));
     } else if (!o->json) {
-        printf("%-9s %-7d %-10s %8" PRIu64 " %10" PRIu64 "  %s\n", info->transport, info->pid,
-               ipc__cli_owner(info->uid, owner, sizeof(owner)), s->clients, s->messages_in,
-               info->name);
+        printf("%-9s %-7d %-10s %8" PRIu64 " %10" PRIu64 "  ", info->transport, info->pid,
+               ipc__cli_owner(info->uid, owner, sizeof(owner)), s->clients, s->messages_in);
+        ipc__cli_text_str(stdout, info->name);
+        putchar('\n');
     } else if (err < 0) {
         ls_row_start(o);
         printf("{\"state\": \"unreadable\", \"error\": ");
@@ -134,7 +135,9 @@ static void ls_stale(void *arg, const char *path, uid_t uid)
     char owner[64];
     ipc__cli_owner(uid, owner, sizeof(owner));
     if (!o->json) {
-        printf("%-9s %-7s %-10s %8s %10s  %s (stale)\n", "socket", "-", owner, "-", "-", path);
+        printf("%-9s %-7s %-10s %8s %10s  ", "socket", "-", owner, "-", "-");
+        ipc__cli_text_str(stdout, path);
+        puts(" (stale)");
         return;
     }
     ls_row_start(o);
@@ -292,8 +295,10 @@ static double uptime_s(const ipc_server_info *info)
 static void print_once(const ipc_stats *s, const ipc_server_info *info)
 {
     char owner[64];
-    printf("server    %s %s  pid %d  owner %s  up %.1f s\n", info->transport, info->name,
-           info->pid, ipc__cli_owner(info->uid, owner, sizeof(owner)), uptime_s(info));
+    printf("server    %s ", info->transport);
+    ipc__cli_text_str(stdout, info->name);
+    printf("  pid %d  owner %s  up %.1f s\n", info->pid,
+           ipc__cli_owner(info->uid, owner, sizeof(owner)), uptime_s(info));
     printf("clients   %" PRIu64 " now, %" PRIu64 " accepted, %" PRIu64 " reclaimed, %" PRIu64
            " dropped\n",
            s->clients, s->connects, s->reclaims, s->drops);
