@@ -4,7 +4,7 @@ There are no rules_go here: the Go test is an sh_test that runs the system
 `go`. cgo links the C library from its static archives, so this rule walks the
 CcInfo of its deps and returns every archive of the transitive closure (one per
 cc_library: //ipc, //ipc:transport, the socket and shm targets, ...) plus their
-public headers. New libraries under //ipc show up without editing this file.
+headers. New libraries under //ipc show up without editing this file.
 
 ThreadSanitizer cannot be linked into a Go binary: Go's race detector is its
 own TSAN runtime and clang's collides with it (and with Go's signal handling).
@@ -43,7 +43,7 @@ def _cgo_archives_impl(ctx):
                 archive = _archive_of(lib)
                 if archive != None and archive not in archives:
                     archives.append(archive)
-        headers.extend(cc.compilation_context.direct_public_headers)
+        headers.extend(cc.compilation_context.headers.to_list())
     files = archives + headers
     return [DefaultInfo(
         files = depset(files),
