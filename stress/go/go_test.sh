@@ -13,7 +13,7 @@
 #   AddressSanitizer             -> go test -asan (it excludes -race)
 #   UBSan                        -> -fsanitize=undefined on the link (its
 #                                   runtime clashes with -race's: no -race)
-# * defs.bzl builds the archives without TSAN: clang's TSAN runtime cannot
+# * //bazel:archives.bzl builds the archives without TSAN: clang's TSAN runtime cannot
 #   share a process with Go's race detector, which covers the Go side instead.
 set -euo pipefail
 
@@ -38,7 +38,7 @@ build_flags=()
 extra_ld=""
 race=1
 if grep -q '__tsan_' <<<"$undefined_syms"; then
-  die "archives are TSAN-instrumented; defs.bzl's transition should prevent that"
+  die "archives are TSAN-instrumented; bazel/archives.bzl's transition should prevent that"
 fi
 if grep -q '__asan_' <<<"$undefined_syms"; then
   echo "go_test.sh: AddressSanitizer archives: go test -asan, no -race run"
