@@ -74,8 +74,7 @@ done
 ar rcsD "$work/libipc.a" "${objects[@]}"
 
 # --- libipc.so: exports exactly the functions ipc.h declares ----------------
-# The preprocessed header, so comments cannot add names.
-api=$("${CC:-cc}" -E -P -x c ipc/ipc.h | grep -oE '\bipc_[a-z0-9_]+ *\(' | tr -d ' (' | sort -u)
+api=$(tools/install/api_functions.sh)
 [[ -n "$api" ]] || die "no functions found in ipc/ipc.h"
 {
   echo "IPC_$major {"

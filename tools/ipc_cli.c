@@ -435,6 +435,8 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h"))
         return usage(stdout, EXIT_SUCCESS);
+    if (!strcmp(cmd, "--version") && argc == 2)
+        return printf("ipc %s\n", ipc_version()) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
     if (!strcmp(cmd, "demo"))
         return argc == 2 ? demo() : usage(stderr, EXIT_USAGE);
     if (!strcmp(cmd, "bench"))

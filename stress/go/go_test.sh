@@ -63,8 +63,21 @@ export GOPATH="$TEST_TMPDIR/gopath"
 export GOFLAGS="-buildvcs=false"
 export GOTOOLCHAIN=local GOPROXY=off GOSUMDB=off GO111MODULE=on
 export CGO_ENABLED=1 CC=clang
-export CGO_CFLAGS="-g -O2 -I$root"
-export CGO_LDFLAGS="-Wl,--start-group ${archives[*]} -Wl,--end-group -lpthread $extra_ld"
+export CGO_LDFLAGS="$extra_ld"
+# The binding finds the library through pkg-config (`#cgo pkg-config: ipc`),
+# as a Go user's build finds an installed one: this ipc.pc names Bazel's
+# archives instead of libipc.
+version=$(sed -n 's/^#define IPC_VERSION_[A-Z]* \([0-9][0-9]*\)$/\1/p' "$root/ipc/ipc.h" | paste -sd.)
+export PKG_CONFIG_PATH="$TEST_TMPDIR/pkgconfig"
+mkdir -p "$PKG_CONFIG_PATH"
+cat >"$PKG_CONFIG_PATH/ipc.pc" <<EOF
+Name: ipc
+Description: ipc from Bazel's archives, for go_test.sh
+Version: $version
+Cflags: -I$root
+Libs: -Wl,--start-group ${archives[*]} -Wl,--end-group -lpthread
+EOF
+echo "go_test.sh: ipc.pc for ipc $version: $(pkg-config --modversion ipc)"
 export IPC_C_ECHO_SERVER="$root/$IPC_C_ECHO_SERVER"
 export IPC_C_PING="$root/$IPC_C_PING"
 mkdir -p "$HOME" "$GOCACHE" "$GOPATH"
