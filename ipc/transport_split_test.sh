@@ -1,43 +1,49 @@
 #!/usr/bin/env bash
-# A program built against //ipc:socket links no shared-memory code, one built
-# against //ipc:shm no socket-transport code, and each still runs a round
-# trip; the same program on //ipc has both, which shows the symbol patterns
-# below do find each transport.
-#   $1 socket probe, $2 shm probe, $3 the probe linked against //ipc
+# //ipc:socket holds no shared-memory code and //ipc:shm no socket-transport
+# code: not in any archive of their closures, and not in a program linked
+# against each; each program still runs its round trip. //ipc has both,
+# which shows the symbol patterns below do find each transport.
+# Inputs (env, runfiles paths): {SOCKET,SHM,BOTH}_ARCHIVES (archives and
+# headers of //ipc:socket, //ipc:shm, //ipc), {SOCKET,SHM,BOTH}_PROBE.
 set -euo pipefail
-socket_probe=$1 shm_probe=$2 both=$3
 fail=0
 
-# Function and data symbols defined in the binary (statics included).
-defined() { nm --defined-only "$1" | awk '{print $3}'; }
+# Our function and data symbols defined in the files (statics included; a
+# sanitizer's runtime has shm* symbols of its own).
+defined() { nm --defined-only "$@" 2>/dev/null | awk '$3 ~ /^ipc_/ {print $3}'; }
+archives() { for f in $1; do [[ "$f" == *.a ]] && echo "$f"; done; }
 shm_code='shm|spsc|mpsc|futex|relay'
 socket_code='^ipc_+sock'
 
-check_absent() { # binary, pattern, what
-  local hits
-  hits=$(defined "$1" | grep -E "$2" || true)
-  if [[ -n "$hits" ]]; then
-    echo "FAIL: $(basename "$1") links $3 code:"; echo "$hits" | head -20
-    fail=1
+check() { # absent|present, pattern, what, files...
+  local want=$1 pattern=$2 what=$3 hits
+  shift 3
+  hits=$(defined "$@" | grep -E "$pattern" || true)
+  if [[ "$want" == absent && -n "$hits" ]]; then
+    echo "FAIL: $what:"; echo "$hits" | head -20; fail=1
+  elif [[ "$want" == present && -z "$hits" ]]; then
+    echo "FAIL: $what: nothing found, the pattern is stale"; fail=1
   else
-    echo "ok: $(basename "$1") links no $3 code"
-  fi
-}
-check_present() { # binary, pattern, what
-  if defined "$1" | grep -qE "$2"; then
-    echo "ok: $(basename "$1") links $3 code (the pattern finds it)"
-  else
-    echo "FAIL: $(basename "$1") has no $3 symbols: the pattern is stale"; fail=1
+    echo "ok: $what"
   fi
 }
 
-check_absent "$socket_probe" "$shm_code" "shared-memory"
-check_absent "$shm_probe" "$socket_code" "socket-transport"
-check_present "$both" "$shm_code" "shared-memory"
-check_present "$both" "$socket_code" "socket-transport"
-check_present "$socket_probe" "$socket_code" "socket-transport"
-check_present "$shm_probe" "$shm_code" "shared-memory"
+mapfile -t socket_a < <(archives "$SOCKET_ARCHIVES")
+mapfile -t shm_a < <(archives "$SHM_ARCHIVES")
+mapfile -t both_a < <(archives "$BOTH_ARCHIVES")
+((${#socket_a[@]} && ${#shm_a[@]} && ${#both_a[@]})) || { echo "FAIL: no archives"; exit 1; }
 
-"$socket_probe" || { echo "FAIL: the socket probe's round trip"; fail=1; }
-"$shm_probe" || { echo "FAIL: the shm probe's round trip"; fail=1; }
+check absent "$shm_code" "no shared-memory code in //ipc:socket's ${#socket_a[@]} archives" "${socket_a[@]}"
+check absent "$socket_code" "no socket-transport code in //ipc:shm's ${#shm_a[@]} archives" "${shm_a[@]}"
+check present "$shm_code" "shared-memory code in //ipc's archives" "${both_a[@]}"
+check present "$socket_code" "socket-transport code in //ipc's archives" "${both_a[@]}"
+
+check absent "$shm_code" "no shared-memory code in the socket probe" "$SOCKET_PROBE"
+check absent "$socket_code" "no socket-transport code in the shm probe" "$SHM_PROBE"
+check present "$shm_code" "shared-memory code in the probe on //ipc" "$BOTH_PROBE"
+check present "$socket_code" "socket-transport code in the probe on //ipc" "$BOTH_PROBE"
+
+for probe in "$SOCKET_PROBE" "$SHM_PROBE" "$BOTH_PROBE"; do
+  "$probe" || { echo "FAIL: $probe's round trip"; fail=1; }
+done
 exit $fail
