@@ -61,6 +61,13 @@ int main(void)
     ipc_client *any = ipc_client_create_shm("ok", 0); /* takes the server's */
     CHECK(any != NULL && ipc_client_shm_capacity(any) == 0);
     ipc_client_destroy(any);
+    /* The version: the same in the header and the library, and the string
+     * spells the numbers. */
+    char version[32];
+    snprintf(version, sizeof(version), "%d.%d.%d", IPC_VERSION_MAJOR, IPC_VERSION_MINOR,
+             IPC_VERSION_PATCH);
+    CHECK(strcmp(IPC_VERSION_STRING, version) == 0);
+    CHECK(strcmp(ipc_version(), IPC_VERSION_STRING) == 0);
     puts("1 passed, 0 failed");
     return 0;
 }

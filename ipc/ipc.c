@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ipc/shm/shm_transport.h"
-#include "ipc/socket/socket_transport.h"
+#include "ipc/factory.h"
 #include "ipc/transport.h"
 
 /* How long a handler's IPC_SHUTDOWN reply may take to drain before run()
@@ -31,9 +30,7 @@ static void ipc__count_in(ipc__stats_block *b, size_t len)
 
 /* ------------------------------------------------------------------ client */
 
-/* Gives a new transport client its counters; NULL (and nothing left) when
- * out of memory. */
-static ipc_client *ipc__client_init(ipc_client *c)
+ipc_client *ipc__client_init(ipc_client *c)
 {
     if (c == NULL)
         return NULL;
@@ -44,20 +41,6 @@ static ipc_client *ipc__client_init(ipc_client *c)
     }
     c->loan.owner = -1; /* no loan outstanding */
     return c;
-}
-
-ipc_client *ipc_client_create_socket(const char *socket_path)
-{
-    if (socket_path == NULL)
-        return NULL;
-    return ipc__client_init(ipc__socket_client_create(socket_path));
-}
-
-ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients)
-{
-    if (base_name == NULL || max_clients > IPC_SHM_MAX_CLIENTS)
-        return NULL;
-    return ipc__client_init(ipc__shm_client_create(base_name, max_clients));
 }
 
 int ipc_client_connect(ipc_client *c)
@@ -304,9 +287,7 @@ int ipc__server_options_resolve(ipc_server_options *o)
     return 0;
 }
 
-/* Gives a new transport server its name and counters; NULL (and nothing
- * left) when out of memory. */
-static ipc_server *ipc__server_init(ipc_server *s, const char *name)
+ipc_server *ipc__server_init(ipc_server *s, const char *name)
 {
     if (s == NULL)
         return NULL;
@@ -321,44 +302,13 @@ static ipc_server *ipc__server_init(ipc_server *s, const char *name)
     return s;
 }
 
-static bool ipc__resolve_copy(const ipc_server_options *in, ipc_server_options *out)
+bool ipc__resolve_copy(const ipc_server_options *in, ipc_server_options *out)
 {
     if (in != NULL)
         *out = *in;
     else
         memset(out, 0, sizeof(*out));
     return ipc__server_options_resolve(out) == 0;
-}
-
-ipc_server *ipc_server_create_socket_ex(const char *socket_path, int max_clients,
-                                        const ipc_server_options *options)
-{
-    ipc_server_options o;
-    if (socket_path == NULL || max_clients < 0 || !ipc__resolve_copy(options, &o))
-        return NULL;
-    return ipc__server_init(
-        ipc__socket_server_create(socket_path, max_clients == 0 ? 16 : max_clients, &o),
-        socket_path);
-}
-
-ipc_server *ipc_server_create_socket(const char *socket_path, int max_clients)
-{
-    return ipc_server_create_socket_ex(socket_path, max_clients, NULL);
-}
-
-ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
-                                     const ipc_server_options *options)
-{
-    ipc_server_options o;
-    if (base_name == NULL || max_clients == 0 || max_clients > IPC_SHM_MAX_CLIENTS ||
-        !ipc__resolve_copy(options, &o))
-        return NULL;
-    return ipc__server_init(ipc__shm_server_create(base_name, max_clients, &o), base_name);
-}
-
-ipc_server *ipc_server_create_shm(const char *base_name, size_t max_clients)
-{
-    return ipc_server_create_shm_ex(base_name, max_clients, NULL);
 }
 
 int ipc_server_listen(ipc_server *s)

@@ -33,6 +33,20 @@
 extern "C" {
 #endif
 
+/* The version of this header (semantic versioning: a new MAJOR breaks the
+ * API or ABI). ipc_version() gives the library's, which a program linked
+ * against a shared libipc may see differ in MINOR or PATCH. */
+#define IPC_VERSION_MAJOR 0
+#define IPC_VERSION_MINOR 1
+#define IPC_VERSION_PATCH 0
+#define IPC__STR(x) #x
+#define IPC__XSTR(x) IPC__STR(x)
+#define IPC_VERSION_STRING                                                    \
+    IPC__XSTR(IPC_VERSION_MAJOR) "." IPC__XSTR(IPC_VERSION_MINOR) "." IPC__XSTR(IPC_VERSION_PATCH)
+
+/* The library's IPC_VERSION_STRING, e.g. "0.1.0". */
+const char *ipc_version(void);
+
 /* Largest message the framing can carry (the socket prefix is a u32). */
 #define IPC_MAX_MESSAGE_LIMIT ((size_t)UINT32_MAX)
 /* Default limit on one message, used by ipc_server_run() given 0. */

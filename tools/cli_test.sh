@@ -65,7 +65,7 @@ for c in $commands; do
   done
 done
 expect_exit 0 "$ipc" --version
-out_has "^ipc [0-9]+\.[0-9]+\.[0-9]+"
+out_has "^ipc 0\.1\.0$"
 [ "$(wc -l <"$dir/out")" -eq 1 ] || fail "--version prints one line"
 
 # README's command section shows every command, and only commands and

@@ -14,11 +14,6 @@
 #include "ipc/ipc.h"
 #include "tools/ipc_cmds.h"
 
-/* Until the library carries its version (ipc.h, issue 12). */
-#ifndef IPC_VERSION_STRING
-#define IPC_VERSION_STRING "0.0.0-dev"
-#endif
-
 static int bench_main(const ipc__cli_cmd *cmd, int argc, char **argv);
 
 static const ipc__cli_cmd ipc__cmd_bench = {
@@ -73,8 +68,8 @@ static const ipc__cli_cmd *find(const char *name)
 
 static int version(void)
 {
-    printf("ipc %s\n", IPC_VERSION_STRING);
-    return IPC_EXIT_OK;
+    /* The library linked in, which is what an operator runs against. */
+    return printf("ipc %s\n", ipc_version()) < 0 ? IPC_EXIT_FAIL : IPC_EXIT_OK;
 }
 
 /* ------------------------------------------------------------------- bench */

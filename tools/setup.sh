@@ -7,6 +7,7 @@ packages=(
   bazel-bootstrap bazel-platforms bazel-rules-java bazel-skylib
   googletest libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev
+  gcc g++ make binutils cmake pkg-config
   golang-go
   libnng-dev libzmq3-dev
   gnuplot-nox

@@ -13,7 +13,7 @@
 #   AddressSanitizer             -> go test -asan (it excludes -race)
 #   UBSan                        -> -fsanitize=undefined on the link (its
 #                                   runtime clashes with -race's: no -race)
-# * defs.bzl builds the archives without TSAN: clang's TSAN runtime cannot
+# * //bazel:archives.bzl builds the archives without TSAN: clang's TSAN runtime cannot
 #   share a process with Go's race detector, which covers the Go side instead.
 set -euo pipefail
 
@@ -38,7 +38,7 @@ build_flags=()
 extra_ld=""
 race=1
 if grep -q '__tsan_' <<<"$undefined_syms"; then
-  die "archives are TSAN-instrumented; defs.bzl's transition should prevent that"
+  die "archives are TSAN-instrumented; bazel/archives.bzl's transition should prevent that"
 fi
 if grep -q '__asan_' <<<"$undefined_syms"; then
   echo "go_test.sh: AddressSanitizer archives: go test -asan, no -race run"
@@ -63,8 +63,21 @@ export GOPATH="$TEST_TMPDIR/gopath"
 export GOFLAGS="-buildvcs=false"
 export GOTOOLCHAIN=local GOPROXY=off GOSUMDB=off GO111MODULE=on
 export CGO_ENABLED=1 CC=clang
-export CGO_CFLAGS="-g -O2 -I$root"
-export CGO_LDFLAGS="-Wl,--start-group ${archives[*]} -Wl,--end-group -lpthread $extra_ld"
+export CGO_LDFLAGS="$extra_ld"
+# The binding finds the library through pkg-config (`#cgo pkg-config: ipc`),
+# as a Go user's build finds an installed one: this ipc.pc names Bazel's
+# archives instead of libipc.
+version=$(sed -n 's/^#define IPC_VERSION_[A-Z]* \([0-9][0-9]*\)$/\1/p' "$root/ipc/ipc.h" | paste -sd.)
+export PKG_CONFIG_PATH="$TEST_TMPDIR/pkgconfig"
+mkdir -p "$PKG_CONFIG_PATH"
+cat >"$PKG_CONFIG_PATH/ipc.pc" <<EOF
+Name: ipc
+Description: ipc from Bazel's archives, for go_test.sh
+Version: $version
+Cflags: -I$root
+Libs: -Wl,--start-group ${archives[*]} -Wl,--end-group -lpthread
+EOF
+echo "go_test.sh: ipc.pc for ipc $version: $(pkg-config --modversion ipc)"
 export IPC_C_ECHO_SERVER="$root/$IPC_C_ECHO_SERVER"
 export IPC_C_PING="$root/$IPC_C_PING"
 mkdir -p "$HOME" "$GOCACHE" "$GOPATH"

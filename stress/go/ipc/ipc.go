@@ -1,8 +1,9 @@
 // Package ipc is a cgo binding of the C client of the ipc library (ipc/ipc.h).
 //
-// Building it needs the C library: CGO_CFLAGS must hold -I of the directory
-// that contains ipc/ipc.h, and CGO_LDFLAGS the library's static archives
-// (stress/go/go_test.sh shows how, under Bazel).
+// Building it needs the C library, found through pkg-config (ipc.pc): an
+// install made by tools/install.sh --prefix PREFIX is found with
+// PKG_CONFIG_PATH=PREFIX/lib/pkgconfig. Under Bazel, stress/go/go_test.sh
+// writes an ipc.pc that names Bazel's static archives.
 //
 // Concurrency: a Client is for one goroutine at a time, like the C client is
 // for one thread at a time. Close must not race with any other call. Pool
@@ -14,7 +15,7 @@
 package ipc
 
 /*
-#cgo LDFLAGS: -lpthread
+#cgo pkg-config: ipc
 #include <stdlib.h>
 #include "ipc/ipc.h"
 */
@@ -34,6 +35,9 @@ const MaxMessageLimit = 1<<32 - 1
 
 // DefaultMaxMessage is the default request limit of a C server (1 MiB).
 const DefaultMaxMessage = 1 << 20
+
+// Version is the C library's version (ipc_version()), e.g. "0.1.0".
+func Version() string { return C.GoString(C.ipc_version()) }
 
 // Client is a connection to one server, over a Unix socket or shared memory.
 type Client struct {

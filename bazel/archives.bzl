@@ -1,10 +1,12 @@
-"""Hands the static archives and headers of a cc_library tree to `go` (cgo).
+"""cc_archives: every static archive and header of a cc_library tree.
 
-There are no rules_go here: the Go test is an sh_test that runs the system
-`go`. cgo links the C library from its static archives, so this rule walks the
-CcInfo of its deps and returns every archive of the transitive closure (one per
-cc_library: //ipc, //ipc:transport, the socket and shm targets, ...) plus their
-public headers. New libraries under //ipc show up without editing this file.
+For what links the library outside Bazel's C++ rules: cgo in the Go test
+(there are no rules_go here; the test is an sh_test that runs the system
+`go`), and tools/install.sh, which folds the archives into one libipc.a and
+libipc.so. The rule walks the CcInfo of its deps and returns every archive of
+the transitive closure (one per cc_library: //ipc, //ipc:transport, the socket
+and shm targets, ...) plus their headers. New libraries under //ipc show up
+without editing this file.
 
 ThreadSanitizer cannot be linked into a Go binary: Go's race detector is its
 own TSAN runtime and clang's collides with it (and with Go's signal handling).
@@ -33,7 +35,7 @@ def _archive_of(lib):
     # Prefer PIC: it links into any Go build mode.
     return lib.pic_static_library or lib.static_library
 
-def _cgo_archives_impl(ctx):
+def _cc_archives_impl(ctx):
     archives = []
     headers = []
     for dep in ctx.attr.deps:
@@ -43,16 +45,16 @@ def _cgo_archives_impl(ctx):
                 archive = _archive_of(lib)
                 if archive != None and archive not in archives:
                     archives.append(archive)
-        headers.extend(cc.compilation_context.direct_public_headers)
+        headers.extend(cc.compilation_context.headers.to_list())
     files = archives + headers
     return [DefaultInfo(
         files = depset(files),
         runfiles = ctx.runfiles(files = files),
     )]
 
-cgo_archives = rule(
-    implementation = _cgo_archives_impl,
-    doc = "Static archives (+ public headers) of cc_library deps, for cgo.",
+cc_archives = rule(
+    implementation = _cc_archives_impl,
+    doc = "Static archives (+ headers) of cc_library deps, for cgo and install.sh.",
     attrs = {
         "deps": attr.label_list(providers = [CcInfo], cfg = _no_tsan),
         "_allowlist_function_transition": attr.label(
