@@ -86,21 +86,16 @@ static ssize_t ipc__io_step(ipc__socket_client *c, struct msghdr *m, bool out, u
     }
 }
 
-static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint64_t deadline)
-{
-    struct iovec iov = {.iov_base = dst, .iov_len = len};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    ssize_t n = ipc__io_step(c, &m, false, deadline);
-    return n == 0 ? -ECONNRESET : n; /* EOF: the server closed or died */
-}
-
-/* Sends what is left of a committed frame. */
+/* Sends what is left of a committed frame; with IPC_NOW, what the socket
+ * takes without waiting (0, the rest still parked). */
 static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
 {
     while (c->tx_off < c->tx_len) {
         struct iovec iov = {.iov_base = c->tx + c->tx_off, .iov_len = c->tx_len - c->tx_off};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
         ssize_t n = ipc__io_step(c, &m, true, deadline);
+        if (n == -ETIMEDOUT && deadline == IPC_NOW)
+            return 0;
         if (n < 0)
             return (int)n;
         c->tx_off += (size_t)n;
@@ -109,6 +104,47 @@ static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
     return 0;
+}
+
+/*
+ * Receives while the rest of a parked frame goes out. A server pushing back
+ * reads no more of our requests until we read its replies, so waiting for
+ * the parked bytes to leave before reading would wait for ever.
+ */
+static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
+                                 uint64_t deadline)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, dst, len, MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return ipc__errno_of_io(errno);
+        int rc = ipc__flush_tx(c, IPC_NOW);
+        if (rc < 0)
+            return rc;
+        short events = POLLIN | (c->tx_len > c->tx_off ? POLLOUT : 0);
+        rc = ipc__wait_fd(c->fd, events, deadline);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return -ETIMEDOUT;
+    }
+}
+
+static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint64_t deadline)
+{
+    ssize_t n;
+    if (c->tx_len > c->tx_off) {
+        n = ipc__recv_pumping(c, dst, len, deadline);
+    } else {
+        struct iovec iov = {.iov_base = dst, .iov_len = len};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        n = ipc__io_step(c, &m, false, deadline);
+    }
+    return n == 0 ? -ECONNRESET : n; /* EOF: the server closed or died */
 }
 
 /* Keeps the unsent rest of a frame whose first `sent` bytes went out. */
@@ -238,7 +274,7 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
                                        uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, deadline);
+    ssize_t rc = ipc__flush_tx(c, IPC_NOW); /* the rest while receiving */
     if (rc < 0)
         return rc;
     if (c->discard > 0)
@@ -274,7 +310,7 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
 static ssize_t ipc__socket_client_peek(ipc_client *base, const void **msg, uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, deadline);
+    ssize_t rc = ipc__flush_tx(c, IPC_NOW); /* the rest while receiving */
     if (rc < 0)
         return rc;
     while (c->discard > 0) {

@@ -57,10 +57,12 @@ typedef struct ipc__conn {
     bool queued;       /* in the ready queue */
     uint32_t owed;     /* requests handed out and not yet answered */
     bool lent;         /* the front frame is lent by peek() until release() */
+    bool held;         /* output over the bound: no request handed out */
     ipc_frame_reader rx;
-    uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) */
+    uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) of tx_cap */
     size_t tx_off;
     size_t tx_len;
+    size_t tx_cap;
 } ipc__conn;
 
 typedef struct ipc__id_queue {
@@ -198,8 +200,9 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
         s->tx_busy--;
     free(c->tx);
     c->tx = NULL;
-    c->tx_off = c->tx_len = 0;
+    c->tx_off = c->tx_len = c->tx_cap = 0;
     c->queued = false;
+    c->held = false;
     if (c->owed > 0 || c->lent)
         c->state = IPC_CONN_ZOMBIE;
     else
@@ -226,6 +229,13 @@ static bool ipc__has_frame(ipc__conn *c)
     const uint8_t *p;
     uint32_t n;
     return ipc_frame_reader_peek(&c->rx, &p, &n) == 1;
+}
+
+/* May the front request be handed out? Not while lent, nor while the
+ * connection is held for output over its bound (back-pressure). */
+static bool ipc__conn_ready(ipc__conn *c)
+{
+    return c->state == IPC_CONN_LIVE && !c->lent && !c->held && ipc__has_frame(c);
 }
 
 static void ipc__enqueue(ipc__socket_server *s, uint32_t id)
@@ -362,13 +372,24 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     int r = ipc_frame_reader_peek(&c->rx, &p, &n);
     if (r < 0)
         ipc__conn_kick_oversize(s, id);
-    else if (r == 1)
+    else if (r == 1 && !c->held)
         ipc__enqueue(s, id);
-    else
+    else if (r == 0)
         ipc__conn_settle(s, id);
 }
 
 /* ---------------------------------------------------------------- writing */
+
+/* A held connection drained to half its bound: its requests flow again. */
+static void ipc__conn_unhold(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    if (c->held && c->tx_len - c->tx_off <= ipc__pending_limit(&s->base) / 2) {
+        c->held = false;
+        if (ipc__conn_ready(c))
+            ipc__enqueue(s, id);
+    }
+}
 
 /* Writes queued output; 0 when all of it went out or the socket is full,
  * -errno when the peer is gone. */
@@ -385,10 +406,11 @@ static int ipc__conn_write_queued(ipc__socket_server *s, uint32_t id)
         if (n < 0)
             return -errno;
         c->tx_off += (size_t)n;
+        ipc__conn_unhold(s, id);
     }
     free(c->tx);
     c->tx = NULL;
-    c->tx_off = c->tx_len = 0;
+    c->tx_off = c->tx_len = c->tx_cap = 0;
     s->tx_busy--;
     return ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLOUT);
 }
@@ -401,25 +423,49 @@ static void ipc__conn_writable(ipc__socket_server *s, uint32_t id)
         ipc__conn_settle(s, id);
 }
 
-/* Appends the unsent part [sent, 4 + len) of a frame to the output queue. */
-static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hdr,
-                           const void *data, size_t len, size_t sent)
+/* Room for `more` bytes after the queued ones: the queue moves to the front
+ * and its buffer grows geometrically, so n small replies cost O(n). */
+static int ipc__conn_tx_reserve(ipc__conn *c, size_t more)
 {
-    ipc__conn *c = &s->conns[id];
-    size_t rest = IPC_FRAME_HEADER + len - sent;
     size_t queued = c->tx_len - c->tx_off;
-    if (queued + rest > ipc__pending_limit(&s->base))
-        return -ENOBUFS;
     if (c->tx_off > 0) {
         memmove(c->tx, c->tx + c->tx_off, queued);
         c->tx_off = 0;
         c->tx_len = queued;
     }
-    uint8_t *tx = realloc(c->tx, queued + rest);
+    if (queued + more <= c->tx_cap)
+        return 0;
+    size_t cap = c->tx_cap ? c->tx_cap : 4096;
+    while (cap < queued + more)
+        cap *= 2;
+    uint8_t *tx = realloc(c->tx, cap);
     if (tx == NULL)
         return -ENOMEM;
     c->tx = tx;
-    size_t off = queued;
+    c->tx_cap = cap;
+    return 0;
+}
+
+/*
+ * Appends the unsent part [sent, 4 + len) of a frame to the output queue.
+ * A reply to a request always fits: the bound is kept by handing out no
+ * request while the queue is over it (the connection is held). Output that
+ * answers nothing and would pass the bound gives -ENOBUFS.
+ */
+static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hdr,
+                           const void *data, size_t len, size_t sent, bool answer)
+{
+    ipc__conn *c = &s->conns[id];
+    size_t rest = IPC_FRAME_HEADER + len - sent;
+    size_t queued = c->tx_len - c->tx_off;
+    size_t bound = ipc__pending_limit(&s->base);
+    if (!answer && queued + rest > bound)
+        return -ENOBUFS;
+    int rc = ipc__conn_tx_reserve(c, rest);
+    if (rc < 0)
+        return rc;
+    uint8_t *tx = c->tx;
+    size_t off = c->tx_len;
     if (sent < IPC_FRAME_HEADER) {
         memcpy(tx + off, hdr + sent, IPC_FRAME_HEADER - sent);
         off += IPC_FRAME_HEADER - sent;
@@ -430,6 +476,8 @@ static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hd
     c->tx_len = queued + rest;
     if (queued == 0)
         s->tx_busy++;
+    if (c->tx_len >= bound)
+        c->held = true; /* until it drains to half: see ipc__conn_unhold() */
     return ipc__conn_interest(s, id, c->events | EPOLLOUT);
 }
 
@@ -504,7 +552,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
     /* A message returned last time and not taken is offered again, last. */
     if (s->last_id >= 0) {
         ipc__conn *c = &s->conns[s->last_id];
-        if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(c))
+        if (ipc__conn_ready(c))
             ipc__enqueue(s, (uint32_t)s->last_id);
         s->last_id = -1;
     }
@@ -519,7 +567,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
             c->queued = false;
             /* A connection whose front frame is lent waits for its release,
              * which queues it again. */
-            if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(c)) {
+            if (ipc__conn_ready(c)) {
                 s->last_id = (int)id;
                 return (int)id;
             }
@@ -554,7 +602,7 @@ static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id)
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
     if (client_id == s->last_id)
         s->last_id = -1;
-    if (ipc__has_frame(c))
+    if (ipc__conn_ready(c))
         ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
     ipc__conn_settle(s, (uint32_t)client_id);
     return (ssize_t)len;
@@ -624,7 +672,8 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     ipc__conn *c = ipc__conn_get(s, client_id);
     if (c == NULL || c->state == IPC_CONN_FREE)
         return -ENOENT;
-    if (c->owed > 0)
+    bool answer = c->owed > 0;
+    if (answer)
         c->owed--;
     if (c->state == IPC_CONN_ZOMBIE) {
         if (c->owed == 0 && !c->lent)
@@ -638,7 +687,7 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     if (sent < 0)
         rc = ipc__peer_gone((int)sent, false);
     else if ((size_t)sent < IPC_FRAME_HEADER + len)
-        rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent);
+        rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent, answer);
     if (rc < 0) {
         if (rc == -ENOBUFS)
             ipc__conn_kick(s, (uint32_t)client_id);
