@@ -11,6 +11,7 @@
  *   - tx holds the unsent rest of a frame whose first bytes went out.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -43,18 +44,30 @@ static ipc__socket_client *ipc__sc(ipc_client *c)
     return (ipc__socket_client *)c;
 }
 
+/* Connects without waiting: a server whose listen backlog is full gives
+ * -EAGAIN at once (as a full shared-memory server does), so a connect never
+ * blocks on a stalled server. The socket is blocking afterwards: the calls
+ * that take a timeout bound their own waits. */
 static int ipc__socket_client_connect(ipc_client *base)
 {
     ipc__socket_client *c = ipc__sc(base);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    while (connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0) {
-        if (errno == EINTR)
-            continue;
-        int err = -errno;
+    int rc;
+    while ((rc = connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr))) < 0 && errno == EINTR) {
+    }
+    if (rc < 0) {
+        /* AF_UNIX reports a full backlog as EAGAIN, never EINPROGRESS. */
+        rc = errno == EINPROGRESS || errno == EWOULDBLOCK ? -EAGAIN : -errno;
         close(fd);
-        return err;
+        return rc;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
     }
     c->fd = fd;
     ipc_frame_reader_init(&c->rx, UINT32_MAX);
@@ -121,7 +134,7 @@ static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
         if (errno == EINTR)
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return ipc__errno_of_io(errno);
+            return ipc__peer_gone(-errno, false);
         int rc = ipc__flush_tx(c, IPC_NOW);
         if (rc < 0)
             return rc;

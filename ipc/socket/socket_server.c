@@ -9,10 +9,10 @@
  * (a request was handed out and not yet answered): such an id waits as a
  * "zombie" until the application's send() for it.
  *
- * The path is guarded by an abstract-namespace lock socket named after it:
- * the kernel releases it when the server dies, so exactly one server owns a
- * path, a crashed server's socket file is taken over, and nothing is left to
- * clean up.
+ * The path is guarded by an abstract-namespace lock socket named after its
+ * resolved location (socket_path.c): the kernel releases it when the server
+ * dies, so exactly one server owns a path however it is spelled, a crashed
+ * server's socket file is taken over, and nothing is left to clean up.
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ipc/socket/frame.h"
+#include "ipc/socket/socket_path.h"
 #include "ipc/socket/socket_transport.h"
 #include "ipc/socket/socket_util.h"
 #include "ipc/unix/unix.h"
@@ -718,100 +719,19 @@ static void ipc__socket_server_wake(ipc_server *base)
     ipc__eventfd_signal(s->wake_fd); /* async-signal-safe */
 }
 
-/* --------------------------------------------------------------- the name */
-
-/* The lock of a path: the abstract name "\0ipc-sock-lock/<ipc__path_id>",
- * bound (not listening) while a server of ours owns the path. The fd,
- * -EADDRINUSE while another holds it, or -errno. */
-static int ipc__take_lock(const char *path)
-{
-    char id[17];
-    int rc = ipc__path_id(path, id, NULL, 0);
-    if (rc < 0)
-        return rc;
-    return ipc__abstract_bind("ipc-sock-lock/", id, 0, -1);
-}
-
-/* Is a server accepting on the socket file? (One we do not know of, without
- * our lock: another implementation, or another network namespace.) */
-static bool ipc__path_is_live(const struct sockaddr_un *addr)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return false;
-    int rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-    bool live = rc == 0 || errno == EAGAIN || errno == EINPROGRESS;
-    close(fd);
-    return live;
-}
-
-/* Binds the socket file, taking over one left by a dead server. */
-static int ipc__bind_path(ipc__socket_server *s, int fd)
-{
-    const char *path = s->addr.sun_path;
-    if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) == 0)
-        return 0;
-    if (errno != EADDRINUSE)
-        return -errno;
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -EEXIST; /* not ours to remove */
-    if (ipc__path_is_live(&s->addr))
-        return -EADDRINUSE;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0)
-        return -errno;
-    return 0;
-}
-
-/* ------------------------------------------------------- operator helpers */
-
-int ipc_socket_path_state(const char *path)
-{
-    struct sockaddr_un addr;
-    struct stat st;
-    if (path == NULL || !ipc__sockaddr_path(&addr, path))
-        return -EINVAL;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -ENOTSOCK;
-    return ipc__path_is_live(&addr) ? IPC_PATH_LIVE : IPC_PATH_STALE;
-}
-
-int ipc_socket_path_clean(const char *path)
-{
-    struct sockaddr_un addr;
-    if (path == NULL || !ipc__sockaddr_path(&addr, path))
-        return -EINVAL;
-    /* Holding the server lock, no server of ours can start here meanwhile. */
-    int lock = ipc__take_lock(path);
-    if (lock < 0)
-        return lock;
-    int rc = ipc_socket_path_state(path);
-    if (rc == IPC_PATH_LIVE)
-        rc = -EADDRINUSE; /* a server without our lock: leave it alone */
-    else if (rc == IPC_PATH_STALE)
-        rc = unlink(path) < 0 ? -errno : 0;
-    close(lock);
-    return rc;
-}
-
 static int ipc__epoll_add(int epfd, int fd, uint32_t tag)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* Lock, epoll set, then the socket file last: once the path exists the
+ * server accepts, and no failure can follow that would have to remove it. */
 static int ipc__socket_server_listen(ipc_server *base)
 {
     ipc__socket_server *s = ipc__ss(base);
-    const char *path = s->addr.sun_path;
     struct stat st;
-    int rc = ipc__take_lock(path);
+    int rc = ipc__sock_lock_take(s->addr.sun_path);
     if (rc < 0)
         return rc;
     s->lock_fd = rc;
@@ -820,35 +740,24 @@ static int ipc__socket_server_listen(ipc_server *base)
         rc = -errno;
         goto failed_lock;
     }
-    rc = ipc__bind_path(s, s->listen_fd);
-    if (rc < 0)
-        goto failed_socket;
-    /* No client can connect before listen(), so the mode is set in time. */
-    if (chmod(path, s->base.options.socket_mode) < 0 || lstat(path, &st) < 0) {
-        rc = -errno;
-        goto failed_bound;
-    }
-    s->inode = st.st_ino;
-    s->dev = st.st_dev;
-    if (listen(s->listen_fd, SOMAXCONN) < 0) {
-        rc = -errno;
-        goto failed_bound;
-    }
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epoll_fd < 0) {
         rc = -errno;
-        goto failed_bound;
+        goto failed_socket;
     }
     if ((rc = ipc__epoll_add(s->epoll_fd, s->listen_fd, IPC_TAG_LISTENER)) < 0 ||
         (rc = ipc__epoll_add(s->epoll_fd, s->wake_fd, IPC_TAG_WAKE)) < 0)
         goto failed_epoll;
+    rc = ipc__sock_publish(s->listen_fd, &s->addr, s->base.options.socket_mode, SOMAXCONN, &st);
+    if (rc < 0)
+        goto failed_epoll;
+    s->inode = st.st_ino;
+    s->dev = st.st_dev;
     s->last_id = -1;
     return 0;
 
 failed_epoll:
     close(s->epoll_fd);
-failed_bound:
-    unlink(path);
 failed_socket:
     close(s->listen_fd);
 failed_lock:
