@@ -107,9 +107,8 @@ typedef struct ipc_server_options {
      * input beyond one whole request, reads none) until the queue drains to
      * half. Back-pressure, not a drop: a client that reads, however slowly,
      * is never dropped for it; one that never reads is never dropped either
-     * and holds at most about 2 * (this + one reply) of queue plus 2 *
-     * (256 KiB + one request) of input buffer; the other clients never wait
-     * for it. Shared memory: a client whose queue passes it is dropped. */
+     * and holds at most about this + one reply of queue plus 2 * (256 KiB +
+     * one request) of input buffer; the other clients never wait for it. Shared memory: a client whose queue passes it is dropped. */
     size_t max_pending_output;
     /* Shared memory: bytes in each ring, a power of two >= 4096 (default
      * 4 MiB). The largest message is ring_size / 2 - 16. */

@@ -250,10 +250,10 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
     ASSERT_EQ(fcntl(fd, F_SETFL, 0), 0);
     std::thread finish([&]() { EXPECT_TRUE(WriteAll(fd, batch.data() + partial, batch.size() - partial)); });
     long after = RssBytes(server);
-    // The server's memory for this client: the reply queue (the bound, its
-    // buffer at most twice that), the input buffer (256 KiB of requests past
-    // the front frame, its buffer at most twice that), and slack.
-    long budget = (long)(2 * bound + (1u << 20) + (1u << 20)) + kSanitizerFixedCost;
+    // The server's memory for this client: the reply queue (the bound and a
+    // page), the input buffer (256 KiB of requests past the front frame, its
+    // buffer at most twice that), and 1 MiB of slack.
+    long budget = (long)(bound + (512u << 10) + (1u << 20)) + kSanitizerFixedCost;
     printf("flooded %llu frames of %zu bytes against a %zu-byte bound: server RSS +%ld KiB\n",
            (unsigned long long)frames, payload, bound, (after - before) / 1024);
     EXPECT_LT(after - before, budget) << frames << " frames flooded; RSS " << before

@@ -425,8 +425,10 @@ static void ipc__conn_writable(ipc__socket_server *s, uint32_t id)
 }
 
 /* Room for `more` bytes after the queued ones: the queue moves to the front
- * and its buffer grows geometrically, so n small replies cost O(n). */
-static int ipc__conn_tx_reserve(ipc__conn *c, size_t more)
+ * and its buffer doubles (n small replies cost O(n)) up to the bound, past
+ * it (replies owed beyond the bound) by a quarter: it holds at most the
+ * bound, or 5/4 of the queue, rounded up to a page. */
+static int ipc__conn_tx_reserve(ipc__conn *c, size_t more, size_t bound)
 {
     size_t queued = c->tx_len - c->tx_off;
     if (c->tx_off > 0) {
@@ -434,11 +436,14 @@ static int ipc__conn_tx_reserve(ipc__conn *c, size_t more)
         c->tx_off = 0;
         c->tx_len = queued;
     }
-    if (queued + more <= c->tx_cap)
+    size_t need = queued + more;
+    if (need <= c->tx_cap)
         return 0;
-    size_t cap = c->tx_cap ? c->tx_cap : 4096;
-    while (cap < queued + more)
-        cap *= 2;
+    size_t page = 4096, cap = c->tx_cap ? c->tx_cap : page;
+    size_t ceiling = bound > need ? bound : need + need / 4;
+    while (cap < need)
+        cap = cap > ceiling / 2 ? ceiling : cap * 2;
+    cap = (cap + page - 1) / page * page;
     uint8_t *tx = realloc(c->tx, cap);
     if (tx == NULL)
         return -ENOMEM;
@@ -462,7 +467,7 @@ static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hd
     size_t bound = ipc__pending_limit(&s->base);
     if (!answer && queued + rest > bound)
         return -ENOBUFS;
-    int rc = ipc__conn_tx_reserve(c, rest);
+    int rc = ipc__conn_tx_reserve(c, rest, bound);
     if (rc < 0)
         return rc;
     uint8_t *tx = c->tx;
