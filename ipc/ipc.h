@@ -137,7 +137,8 @@ ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
  * symlinked directory): the lock is named after the realpath of the
  * directory plus the base name. -EADDRINUSE also when any live socket is at
  * the path (a listener of another implementation, a datagram or seqpacket
- * socket); -EEXIST when something that is not a socket is; -EACCES when a
+ * socket); -EEXIST when something that is not a socket is (at the path or
+ * at the temporary name: neither is ever removed); -EACCES when a
  * socket there cannot be probed. On failure nothing is removed but the
  * temporary name it created. */
 int ipc_server_listen(ipc_server *s);

@@ -6,6 +6,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
 #include <grp.h>
 #include <signal.h>
 #include <string.h>
@@ -183,6 +186,83 @@ TEST_F(SocketPath, TakingOverAStaleFileReplacesItInOneStepAndLeavesNoTemporaryNa
     EXPECT_EQ(ConnectErrno(path_), 0);
     EXPECT_EQ(Extra(dir_.path(), {"p.sock"}), std::vector<std::string>{});
     EXPECT_EQ(server.Stop(), 0);
+    EXPECT_EQ(Inode(path_), 0u);
+}
+
+// The id docs/PROTOCOL.md names the lock and the temporary file after: the
+// FNV-1a 64 of realpath(directory) + "/" + base name, 16 hex digits.
+std::string LocationId(const std::string &dir, const std::string &base)
+{
+    char real[PATH_MAX];
+    EXPECT_NE(realpath(dir.c_str(), real), nullptr);
+    std::string full = std::string(real) + "/" + base;
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : full)
+        h = (h ^ c) * 1099511628211ull;
+    char hex[17];
+    snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)h);
+    return hex;
+}
+
+TEST_F(SocketPath, TheLockIsTheDocumentedAbstractNameOfTheResolvedLocation)
+{
+    std::string link = dir_.file("link");
+    ASSERT_EQ(symlink(dir_.path().c_str(), link.c_str()), 0);
+    std::string name = "ipc-sock-lock/" + LocationId(dir_.path(), "p.sock");
+    // Another process holding that name owns the path, however it is spelled.
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t holder = Fork([&]() {
+        close(ready[0]);
+        struct sockaddr_un a = {};
+        a.sun_family = AF_UNIX;
+        memcpy(a.sun_path + 1, name.data(), name.size());
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
+        if (bind(fd, (struct sockaddr *)&a, len) != 0)
+            return 1;
+        char one = 1;
+        if (write(ready[1], &one, 1) != 1)
+            return 2;
+        pause();
+        return 0;
+    });
+    close(ready[1]);
+    char b;
+    ASSERT_EQ(read(ready[0], &b, 1), 1);
+    close(ready[0]);
+    for (const std::string &spelling : {path_, link + "/p.sock", dir_.path() + "//p.sock"}) {
+        Server s(ipc_server_create_socket(spelling.c_str(), 1));
+        EXPECT_EQ(ipc_server_listen(s.get()), -EADDRINUSE) << spelling;
+    }
+    EXPECT_EQ(Inode(path_), 0u) << "a server that lost the lock created the file";
+    kill(holder, SIGKILL);
+    WaitChild(holder);
+}
+
+TEST_F(SocketPath, ATemporarySocketLeftByAServerThatDiedBeforePublishingIsCleared)
+{
+    // What a crash between bind and publication leaves: a dead socket under
+    // the temporary name. The next server on the path clears it.
+    std::string tmp = dir_.file(".ipc-" + LocationId(dir_.path(), "p.sock") + ".tmp");
+    MakeStale(tmp);
+    ServerProcess server([this]() { return ipc_server_create_socket(path_.c_str(), 1); });
+    ASSERT_TRUE(server.ok());
+    EXPECT_EQ(ConnectErrno(path_), 0);
+    EXPECT_EQ(Extra(dir_.path(), {"p.sock"}), std::vector<std::string>{});
+}
+
+TEST_F(SocketPath, SomethingOtherThanASocketUnderTheTemporaryNameIsLeftAloneWithEexist)
+{
+    std::string tmp = dir_.file(".ipc-" + LocationId(dir_.path(), "p.sock") + ".tmp");
+    int fd = open(tmp.c_str(), O_CREAT | O_WRONLY, 0600);
+    ASSERT_GE(fd, 0);
+    close(fd);
+    Server s(ipc_server_create_socket(path_.c_str(), 1));
+    EXPECT_EQ(ipc_server_listen(s.get()), -EEXIST);
+    struct stat st;
+    ASSERT_EQ(lstat(tmp.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
     EXPECT_EQ(Inode(path_), 0u);
 }
 
