@@ -293,7 +293,8 @@ uint64_t ipc_stats_samples(const ipc_stats *st);
 /* Who publishes a stats page (see ipc_stats_fetch). */
 typedef struct ipc_server_info {
     char transport[8]; /* "socket" or "shm" */
-    char name[112];    /* absolute socket path, or shared-memory name */
+    char name[112];    /* resolved socket path (realpath of its directory +
+                          base name), or shared-memory name */
     int32_t pid;       /* the server process */
     uint32_t uid;      /* its owner */
     uint64_t started_ns; /* CLOCK_REALTIME when it started listening */

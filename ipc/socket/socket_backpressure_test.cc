@@ -27,21 +27,14 @@
 using ipc_testing::ConnectWithRetry;
 using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
+using ipc_testing::ReadExactly;
 using ipc_testing::Pattern;
 using ipc_testing::ScopedDir;
 using ipc_testing::ServerProcess;
 using ipc_testing::WaitChild;
+using ipc_testing::WriteExactly;
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define IPC_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(IPC_TEST_ASAN)
-#define IPC_TEST_ASAN 1
-#endif
-
-#ifdef IPC_TEST_ASAN
+#ifdef IPC_TESTING_ASAN
 // The memory tests read the server's RSS. ASan's quarantine (256 MiB by
 // default) keeps every freed block resident for a while, so the RSS would
 // count memory the server already gave back; 1 MiB keeps use-after-free
@@ -96,37 +89,6 @@ int RawConnect(const std::string &path)
         return -1;
     }
     return fd;
-}
-
-// Reads exactly n bytes (blocking); false on EOF or error.
-bool ReadAll(int fd, void *buf, size_t n)
-{
-    uint8_t *p = static_cast<uint8_t *>(buf);
-    while (n > 0) {
-        ssize_t k = read(fd, p, n);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return false;
-        p += k;
-        n -= (size_t)k;
-    }
-    return true;
-}
-
-bool WriteAll(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = static_cast<const uint8_t *>(buf);
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return false;
-        p += k;
-        n -= (size_t)k;
-    }
-    return true;
 }
 
 std::vector<uint8_t> Frame(const std::vector<uint8_t> &payload)
@@ -216,9 +178,9 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
     int fd = RawConnect(path);
     ASSERT_GE(fd, 0);
     std::vector<uint8_t> one = Frame(std::vector<uint8_t>(payload, 0xab));
-    ASSERT_TRUE(WriteAll(fd, one.data(), one.size()));
+    ASSERT_TRUE(WriteExactly(fd, one.data(), one.size()));
     std::vector<uint8_t> reply(one.size());
-    ASSERT_TRUE(ReadAll(fd, reply.data(), reply.size()));
+    ASSERT_TRUE(ReadExactly(fd, reply.data(), reply.size()));
     long before = RssBytes(server);
     ASSERT_GT(before, 0);
 
@@ -227,9 +189,9 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
         batch.insert(batch.end(), one.begin(), one.end());
     ASSERT_EQ(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
     uint64_t frames = 0;
-    size_t partial = 0; /* bytes of the current batch already sent */
+    size_t partial = 0; // bytes of the current batch already sent
     auto idle_since = std::chrono::steady_clock::now();
-    auto give_up = idle_since + std::chrono::seconds(5); /* a server that never pushes back */
+    auto give_up = idle_since + std::chrono::seconds(5); // a server that never pushes back
     while (std::chrono::steady_clock::now() - idle_since < std::chrono::milliseconds(300)) {
         ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the server never stopped reading";
         ssize_t n = send(fd, batch.data() + partial, batch.size() - partial, MSG_NOSIGNAL);
@@ -248,7 +210,7 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
     }
     // Finish the batch under way so that only whole frames are owed.
     ASSERT_EQ(fcntl(fd, F_SETFL, 0), 0);
-    std::thread finish([&]() { EXPECT_TRUE(WriteAll(fd, batch.data() + partial, batch.size() - partial)); });
+    std::thread finish([&]() { EXPECT_TRUE(WriteExactly(fd, batch.data() + partial, batch.size() - partial)); });
     long after = RssBytes(server);
     // The server's memory for this client: the reply queue (the bound and a
     // page), the input buffer (256 KiB of requests past the front frame, its
@@ -269,7 +231,7 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
         k -= k % one.size();
         if (k == 0)
             k = one.size();
-        ASSERT_TRUE(ReadAll(fd, chunk.data(), k)) << "dropped after " << got << " replies";
+        ASSERT_TRUE(ReadExactly(fd, chunk.data(), k)) << "dropped after " << got << " replies";
         for (size_t off = 0; off < k; off += one.size())
             ASSERT_EQ(memcmp(chunk.data() + off, one.data(), one.size()), 0);
         have += k;
@@ -318,8 +280,8 @@ TEST_F(SocketBackpressure, PipeliningClientThatReadsSlowlyIsNeverDropped)
     std::thread writer([&]() {
         for (int i = 0; i < kRequests; i++) {
             std::vector<uint8_t> f = Frame(Pattern(size_of(i), (uint64_t)i));
-            /* Two writes per request, like the upstream JavaScript client. */
-            if (!WriteAll(fd, f.data(), 4) || !WriteAll(fd, f.data() + 4, f.size() - 4)) {
+            // Two writes per request, like the upstream JavaScript client.
+            if (!WriteExactly(fd, f.data(), 4) || !WriteExactly(fd, f.data() + 4, f.size() - 4)) {
                 ADD_FAILURE() << "write " << i << ": " << strerror(errno);
                 return;
             }
@@ -330,12 +292,12 @@ TEST_F(SocketBackpressure, PipeliningClientThatReadsSlowlyIsNeverDropped)
         if (i % 16 == 0)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         uint8_t hdr[4];
-        ASSERT_TRUE(ReadAll(fd, hdr, 4)) << "dropped before reply " << i;
+        ASSERT_TRUE(ReadExactly(fd, hdr, 4)) << "dropped before reply " << i;
         size_t len = (size_t)hdr[0] | (size_t)hdr[1] << 8 | (size_t)hdr[2] << 16 |
                      (size_t)hdr[3] << 24;
         ASSERT_EQ(len, size_of(i));
         body.resize(len);
-        ASSERT_TRUE(ReadAll(fd, body.data(), len));
+        ASSERT_TRUE(ReadExactly(fd, body.data(), len));
         ASSERT_TRUE(MatchesPattern(body.data(), len, (uint64_t)i)) << i;
         if (i % 50 == 0)
             ExpectEcho(good.get(), 10, (uint64_t)i);
@@ -361,7 +323,7 @@ TEST_F(SocketBackpressure, UnsolicitedOutputPastTheBoundDropsTheClientWithEnobuf
         if (ConnectWithRetry(c.get()) != 0 || ipc_client_send(c.get(), "x", 1, kSecond) != 0)
             return 1;
         char b;
-        return read(go[0], &b, 1) >= 0 ? 0 : 2; /* never reads the socket */
+        return read(go[0], &b, 1) >= 0 ? 0 : 2; // never reads the socket
     });
     close(go[0]);
     int id = ipc_server_wait_for_data(s.get(), 10 * kSecond);
@@ -369,7 +331,7 @@ TEST_F(SocketBackpressure, UnsolicitedOutputPastTheBoundDropsTheClientWithEnobuf
     char b;
     ASSERT_EQ(ipc_server_recv(s.get(), id, &b, 1), 1);
     std::vector<uint8_t> big(60000, 1);
-    ASSERT_EQ(ipc_server_send(s.get(), id, big.data(), big.size()), 0); /* the answer */
+    ASSERT_EQ(ipc_server_send(s.get(), id, big.data(), big.size()), 0); // the answer
     int rc = 0, extra = 0;
     while (rc == 0 && extra < 1000) {
         rc = ipc_server_send(s.get(), id, big.data(), big.size());

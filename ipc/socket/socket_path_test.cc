@@ -334,7 +334,7 @@ TEST_F(SocketPath, AUserWhoCannotConnectCannotCleanALiveSocketAway)
                       return 2;
                   if (ipc_socket_path_state(path_.c_str()) != -EACCES)
                       return 3;
-                  /* Our server holds the lock: refused before any probing. */
+                  // Our server holds the lock: refused before any probing.
                   return ipc_socket_path_clean(path_.c_str()) == -EADDRINUSE ? 0 : 4;
               }),
               0);
@@ -382,13 +382,13 @@ TEST_F(SocketPath, OneFileSpelledManyWaysOverAStaleFileIsExactlyOneServer)
                 int rc = ipc_server_listen(s.get());
                 if (write(result[1], &rc, sizeof(rc)) != sizeof(rc))
                     return 12;
-                return read(stop[0], &c, 1) == 0 ? 0 : 13; /* serve until told */
+                return read(stop[0], &c, 1) == 0 ? 0 : 13; // serve until told
             }));
         }
         close(go[0]);
         close(stop[0]);
         close(result[1]);
-        close(go[1]); /* both start now */
+        close(go[1]); // both start now
         int rc[2];
         ASSERT_EQ(read(result[0], &rc[0], sizeof(int)), (ssize_t)sizeof(int));
         ASSERT_EQ(read(result[0], &rc[1], sizeof(int)), (ssize_t)sizeof(int));
