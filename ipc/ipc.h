@@ -73,14 +73,21 @@ size_t ipc_client_shm_capacity(const ipc_client *c);
 
 /* Connects. -ENOENT / -ECONNREFUSED when no server is there (also when a
  * shared-memory server dies during the handshake), -EISCONN when
- * already connected, -EAGAIN when a shared-memory server has no free slot,
- * -EPROTO when the server speaks another protocol version. */
+ * already connected, -EPROTO when the server speaks another protocol version.
+ * Connect takes no timeout and never waits for a busy server: -EAGAIN at
+ * once when a shared-memory server has no free slot or a socket server's
+ * listen backlog is full (a stalled server); retry later. A socket file
+ * exists only while its server accepts, so a connect the moment it appears
+ * succeeds. */
 int ipc_client_connect(ipc_client *c);
 
 /* Sends one message. -ETIMEDOUT when the timeout passed before the message
- * could start; nothing of it was sent. Once the first byte of a socket frame
- * is out the rest is committed: if the timeout passes mid-frame, the rest is
- * kept and flushed ahead of the next send or recv, and this call returns 0.
+ * could start; nothing of it was sent (a socket server pushing back on a
+ * client that does not read its replies stops reading its requests: see
+ * max_pending_output). Once the first byte of a socket frame is out the rest
+ * is committed: if the timeout passes mid-frame, the rest is kept and
+ * flushed ahead of the next send, or while the next recv waits for a reply,
+ * and this call returns 0.
  * -ECONNRESET / -EPIPE when the server is gone, -ENOTCONN before connect. */
 int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeout_ns);
 
@@ -106,9 +113,16 @@ typedef struct ipc_server_options {
     size_t max_message_size;
     /* Socket: permission bits of the socket file (default 0600). */
     uint32_t socket_mode;
-    /* Bytes of replies queued for one client that does not read
-     * before it is dropped (0: 2 * max_message_size + 64 KiB, following
-     * the max_message_size that ipc_server_run() sets). */
+    /* The bound on replies queued for one client that does not read them
+     * (0: 2 * max_message_size + 64 KiB, following the max_message_size
+     * that ipc_server_run() sets). Socket: counted in bytes as sent, 4-byte
+     * frame headers included. Once this many are queued the server holds
+     * the client: it hands out none of its requests (and so, past 256 KiB of
+     * input beyond one whole request, reads none) until the queue drains to
+     * half. Back-pressure, not a drop: a client that reads, however slowly,
+     * is never dropped for it; one that never reads is never dropped either
+     * and holds at most about this + one reply of queue plus 2 * (256 KiB +
+     * one request) of input buffer; the other clients never wait for it. Shared memory: a client whose queue passes it is dropped. */
     size_t max_pending_output;
     /* Shared memory: bytes in each ring, a power of two >= 4096 (default
      * 4 MiB). The largest message is ring_size / 2 - 16. */
@@ -130,7 +144,17 @@ ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
                                      const ipc_server_options *options);
 
 /* Starts serving. -EADDRINUSE when a live server has the name (it is left
- * alone); a name left by a crashed server is taken over. */
+ * alone); a name left by a crashed server is taken over.
+ * Socket: the file appears only once the server accepts (it listens under a
+ * temporary name ".ipc-<id>.tmp" beside the path, then moves it there). One
+ * server per location however the path is spelled (a/x, a//x, ./x, a
+ * symlinked directory): the lock is named after the realpath of the
+ * directory plus the base name. -EADDRINUSE also when any live socket is at
+ * the path (a listener of another implementation, a datagram or seqpacket
+ * socket); -EEXIST when something that is not a socket is (at the path or
+ * at the temporary name: neither is ever removed); -EACCES when a
+ * socket there cannot be probed. On failure nothing is removed but the
+ * temporary name it created. */
 int ipc_server_listen(ipc_server *s);
 
 /* Waits until a whole message from some client is ready, accepting
@@ -145,8 +169,12 @@ int ipc_server_wait_for_data(ipc_server *s, uint64_t timeout_ns);
 ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len);
 
 /* Sends a reply to client_id. Never blocks on a client that does not read:
- * the reply is queued, and a client whose queue passes max_pending_output is
- * dropped (-ENOBUFS). -ECONNRESET / -ENOENT when that client is gone. */
+ * the reply is queued. Socket: a reply to a request handed out is always
+ * queued (the queue is bounded by holding the client, see
+ * max_pending_output); output that answers no request and would take the
+ * queue past max_pending_output drops the client (-ENOBUFS). Shared memory:
+ * a client whose queue passes max_pending_output is dropped (-ENOBUFS).
+ * -ECONNRESET / -ENOENT when that client is gone. */
 int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len);
 
 /* Stops serving: disconnects every client, removes the names it created.
@@ -279,7 +307,8 @@ uint64_t ipc_stats_samples(const ipc_stats *st);
 /* Who publishes a stats page (see ipc_stats_fetch). */
 typedef struct ipc_server_info {
     char transport[8]; /* "socket" or "shm" */
-    char name[112];    /* absolute socket path, or shared-memory name */
+    char name[112];    /* resolved socket path (realpath of its directory +
+                          base name), or shared-memory name */
     int32_t pid;       /* the server process */
     uint32_t uid;      /* its owner */
     uint64_t started_ns; /* CLOCK_REALTIME when it started listening */
@@ -312,15 +341,20 @@ int ipc_stats_list(ipc_stats_visitor visit, void *arg);
 
 enum { IPC_PATH_STALE = 0, IPC_PATH_LIVE = 1 };
 
-/* What is at a socket path: IPC_PATH_LIVE when a server accepts there,
- * IPC_PATH_STALE for a socket file nobody serves (left by a dead server),
- * -ENOENT for nothing, -ENOTSOCK for something else, -EINVAL for a path that
- * cannot be a socket path. */
+/* What is at a socket path: IPC_PATH_LIVE when a process holds a socket
+ * bound there (a listener, even with a full backlog, or a socket of another
+ * type: datagram, seqpacket), IPC_PATH_STALE for a socket file nobody holds
+ * (a stream connect is refused: left by a dead server), -ENOENT for nothing,
+ * -ENOTSOCK for something else, -EACCES (or another -errno) when it cannot
+ * tell (the caller may not connect), -EINVAL for a path that cannot be a
+ * socket path. */
 int ipc_socket_path_state(const char *path);
 
-/* Removes a stale socket file. -EADDRINUSE when a server is live there (it
- * is left alone), -ENOTSOCK / -ENOENT as above. While it checks, it holds the
- * lock a server of this library takes, so none can start there meanwhile. */
+/* Removes a stale socket file, and only a provably stale one. -EADDRINUSE
+ * when a server of this library holds the path's lock (however spelled) or
+ * any live socket is there (it is left alone), -ENOTSOCK / -ENOENT / -EACCES
+ * as above. While it checks, it holds the lock a server of this library
+ * takes, so none can start there meanwhile. */
 int ipc_socket_path_clean(const char *path);
 
 /* Human-readable text for a negative errno returned by this library. */

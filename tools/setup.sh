@@ -19,9 +19,14 @@ for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
     || missing+=("$p")
 done
+# Node.js runs the JavaScript client's tests (//stress/js): any `node` on the
+# PATH will do (the image has 20); without one, Debian's nodejs.
+if ! command -v node >/dev/null 2>&1; then
+  missing+=(nodejs)
+fi
 
 if [ ${#missing[@]} -eq 0 ]; then
-  echo "setup: all ${#packages[@]} packages present"
+  echo "setup: all ${#packages[@]} packages and node present"
   exit 0
 fi
 

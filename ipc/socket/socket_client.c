@@ -11,6 +11,7 @@
  *   - tx holds the unsent rest of a frame whose first bytes went out.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -43,18 +44,30 @@ static ipc__socket_client *ipc__sc(ipc_client *c)
     return (ipc__socket_client *)c;
 }
 
+/* Connects without waiting: a server whose listen backlog is full gives
+ * -EAGAIN at once (as a full shared-memory server does), so a connect never
+ * blocks on a stalled server. The socket is blocking afterwards: the calls
+ * that take a timeout bound their own waits. */
 static int ipc__socket_client_connect(ipc_client *base)
 {
     ipc__socket_client *c = ipc__sc(base);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
-    while (connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0) {
-        if (errno == EINTR)
-            continue;
-        int err = -errno;
+    int rc;
+    while ((rc = connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr))) < 0 && errno == EINTR) {
+    }
+    if (rc < 0) {
+        /* AF_UNIX reports a full backlog as EAGAIN, never EINPROGRESS. */
+        rc = errno == EINPROGRESS || errno == EWOULDBLOCK ? -EAGAIN : -errno;
         close(fd);
-        return err;
+        return rc;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
     }
     c->fd = fd;
     ipc_frame_reader_init(&c->rx, UINT32_MAX);
@@ -86,21 +99,16 @@ static ssize_t ipc__io_step(ipc__socket_client *c, struct msghdr *m, bool out, u
     }
 }
 
-static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint64_t deadline)
-{
-    struct iovec iov = {.iov_base = dst, .iov_len = len};
-    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
-    ssize_t n = ipc__io_step(c, &m, false, deadline);
-    return n == 0 ? -ECONNRESET : n; /* EOF: the server closed or died */
-}
-
-/* Sends what is left of a committed frame. */
+/* Sends what is left of a committed frame; with IPC_NOW, what the socket
+ * takes without waiting (0, the rest still parked). */
 static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
 {
     while (c->tx_off < c->tx_len) {
         struct iovec iov = {.iov_base = c->tx + c->tx_off, .iov_len = c->tx_len - c->tx_off};
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
         ssize_t n = ipc__io_step(c, &m, true, deadline);
+        if (n == -ETIMEDOUT && deadline == IPC_NOW)
+            return 0;
         if (n < 0)
             return (int)n;
         c->tx_off += (size_t)n;
@@ -109,6 +117,47 @@ static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
     return 0;
+}
+
+/*
+ * Receives while the rest of a parked frame goes out. A server pushing back
+ * reads no more of our requests until we read its replies, so waiting for
+ * the parked bytes to leave before reading would wait for ever.
+ */
+static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
+                                 uint64_t deadline)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, dst, len, MSG_DONTWAIT);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return ipc__peer_gone(-errno, false);
+        int rc = ipc__flush_tx(c, IPC_NOW);
+        if (rc < 0)
+            return rc;
+        short events = POLLIN | (c->tx_len > c->tx_off ? POLLOUT : 0);
+        rc = ipc__wait_fd(c->fd, events, deadline);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return -ETIMEDOUT;
+    }
+}
+
+static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint64_t deadline)
+{
+    ssize_t n;
+    if (c->tx_len > c->tx_off) {
+        n = ipc__recv_pumping(c, dst, len, deadline);
+    } else {
+        struct iovec iov = {.iov_base = dst, .iov_len = len};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        n = ipc__io_step(c, &m, false, deadline);
+    }
+    return n == 0 ? -ECONNRESET : n; /* EOF: the server closed or died */
 }
 
 /* Keeps the unsent rest of a frame whose first `sent` bytes went out. */
@@ -238,7 +287,7 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
                                        uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, deadline);
+    ssize_t rc = ipc__flush_tx(c, IPC_NOW); /* the rest while receiving */
     if (rc < 0)
         return rc;
     if (c->discard > 0)
@@ -274,7 +323,7 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
 static ssize_t ipc__socket_client_peek(ipc_client *base, const void **msg, uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, deadline);
+    ssize_t rc = ipc__flush_tx(c, IPC_NOW); /* the rest while receiving */
     if (rc < 0)
         return rc;
     while (c->discard > 0) {

@@ -9,10 +9,10 @@
  * (a request was handed out and not yet answered): such an id waits as a
  * "zombie" until the application's send() for it.
  *
- * The path is guarded by an abstract-namespace lock socket named after it:
- * the kernel releases it when the server dies, so exactly one server owns a
- * path, a crashed server's socket file is taken over, and nothing is left to
- * clean up.
+ * The path is guarded by an abstract-namespace lock socket named after its
+ * resolved location (socket_path.c): the kernel releases it when the server
+ * dies, so exactly one server owns a path however it is spelled, a crashed
+ * server's socket file is taken over, and nothing is left to clean up.
  */
 #include <errno.h>
 #include <limits.h>
@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "ipc/socket/frame.h"
+#include "ipc/socket/socket_path.h"
 #include "ipc/socket/socket_transport.h"
 #include "ipc/socket/socket_util.h"
 #include "ipc/unix/unix.h"
@@ -57,10 +58,12 @@ typedef struct ipc__conn {
     bool queued;       /* in the ready queue */
     uint32_t owed;     /* requests handed out and not yet answered */
     bool lent;         /* the front frame is lent by peek() until release() */
+    bool held;         /* output over the bound: no request handed out */
     ipc_frame_reader rx;
-    uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) */
+    uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) of tx_cap */
     size_t tx_off;
     size_t tx_len;
+    size_t tx_cap;
 } ipc__conn;
 
 typedef struct ipc__id_queue {
@@ -198,8 +201,9 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
         s->tx_busy--;
     free(c->tx);
     c->tx = NULL;
-    c->tx_off = c->tx_len = 0;
+    c->tx_off = c->tx_len = c->tx_cap = 0;
     c->queued = false;
+    c->held = false;
     if (c->owed > 0 || c->lent)
         c->state = IPC_CONN_ZOMBIE;
     else
@@ -226,6 +230,13 @@ static bool ipc__has_frame(ipc__conn *c)
     const uint8_t *p;
     uint32_t n;
     return ipc_frame_reader_peek(&c->rx, &p, &n) == 1;
+}
+
+/* May the front request be handed out? Not while lent, nor while the
+ * connection is held for output over its bound (back-pressure). */
+static bool ipc__conn_ready(ipc__conn *c)
+{
+    return c->state == IPC_CONN_LIVE && !c->lent && !c->held && ipc__has_frame(c);
 }
 
 static void ipc__enqueue(ipc__socket_server *s, uint32_t id)
@@ -362,13 +373,24 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     int r = ipc_frame_reader_peek(&c->rx, &p, &n);
     if (r < 0)
         ipc__conn_kick_oversize(s, id);
-    else if (r == 1)
+    else if (r == 1 && !c->held)
         ipc__enqueue(s, id);
-    else
+    else if (r == 0)
         ipc__conn_settle(s, id);
 }
 
 /* ---------------------------------------------------------------- writing */
+
+/* A held connection drained to half its bound: its requests flow again. */
+static void ipc__conn_unhold(ipc__socket_server *s, uint32_t id)
+{
+    ipc__conn *c = &s->conns[id];
+    if (c->held && c->tx_len - c->tx_off <= ipc__pending_limit(&s->base) / 2) {
+        c->held = false;
+        if (ipc__conn_ready(c))
+            ipc__enqueue(s, id);
+    }
+}
 
 /* Writes queued output; 0 when all of it went out or the socket is full,
  * -errno when the peer is gone. */
@@ -385,10 +407,11 @@ static int ipc__conn_write_queued(ipc__socket_server *s, uint32_t id)
         if (n < 0)
             return -errno;
         c->tx_off += (size_t)n;
+        ipc__conn_unhold(s, id);
     }
     free(c->tx);
     c->tx = NULL;
-    c->tx_off = c->tx_len = 0;
+    c->tx_off = c->tx_len = c->tx_cap = 0;
     s->tx_busy--;
     return ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLOUT);
 }
@@ -401,25 +424,54 @@ static void ipc__conn_writable(ipc__socket_server *s, uint32_t id)
         ipc__conn_settle(s, id);
 }
 
-/* Appends the unsent part [sent, 4 + len) of a frame to the output queue. */
-static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hdr,
-                           const void *data, size_t len, size_t sent)
+/* Room for `more` bytes after the queued ones: the queue moves to the front
+ * and its buffer doubles (n small replies cost O(n)) up to the bound, past
+ * it (replies owed beyond the bound) by a quarter: it holds at most the
+ * bound, or 5/4 of the queue, rounded up to a page. */
+static int ipc__conn_tx_reserve(ipc__conn *c, size_t more, size_t bound)
 {
-    ipc__conn *c = &s->conns[id];
-    size_t rest = IPC_FRAME_HEADER + len - sent;
     size_t queued = c->tx_len - c->tx_off;
-    if (queued + rest > ipc__pending_limit(&s->base))
-        return -ENOBUFS;
     if (c->tx_off > 0) {
         memmove(c->tx, c->tx + c->tx_off, queued);
         c->tx_off = 0;
         c->tx_len = queued;
     }
-    uint8_t *tx = realloc(c->tx, queued + rest);
+    size_t need = queued + more;
+    if (need <= c->tx_cap)
+        return 0;
+    size_t page = 4096, cap = c->tx_cap ? c->tx_cap : page;
+    size_t ceiling = bound > need ? bound : need + need / 4;
+    while (cap < need)
+        cap = cap > ceiling / 2 ? ceiling : cap * 2;
+    cap = (cap + page - 1) / page * page;
+    uint8_t *tx = realloc(c->tx, cap);
     if (tx == NULL)
         return -ENOMEM;
     c->tx = tx;
-    size_t off = queued;
+    c->tx_cap = cap;
+    return 0;
+}
+
+/*
+ * Appends the unsent part [sent, 4 + len) of a frame to the output queue.
+ * A reply to a request always fits: the bound is kept by handing out no
+ * request while the queue is over it (the connection is held). Output that
+ * answers nothing and would pass the bound gives -ENOBUFS.
+ */
+static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hdr,
+                           const void *data, size_t len, size_t sent, bool answer)
+{
+    ipc__conn *c = &s->conns[id];
+    size_t rest = IPC_FRAME_HEADER + len - sent;
+    size_t queued = c->tx_len - c->tx_off;
+    size_t bound = ipc__pending_limit(&s->base);
+    if (!answer && queued + rest > bound)
+        return -ENOBUFS;
+    int rc = ipc__conn_tx_reserve(c, rest, bound);
+    if (rc < 0)
+        return rc;
+    uint8_t *tx = c->tx;
+    size_t off = c->tx_len;
     if (sent < IPC_FRAME_HEADER) {
         memcpy(tx + off, hdr + sent, IPC_FRAME_HEADER - sent);
         off += IPC_FRAME_HEADER - sent;
@@ -430,6 +482,8 @@ static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hd
     c->tx_len = queued + rest;
     if (queued == 0)
         s->tx_busy++;
+    if (c->tx_len >= bound)
+        c->held = true; /* until it drains to half: see ipc__conn_unhold() */
     return ipc__conn_interest(s, id, c->events | EPOLLOUT);
 }
 
@@ -504,7 +558,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
     /* A message returned last time and not taken is offered again, last. */
     if (s->last_id >= 0) {
         ipc__conn *c = &s->conns[s->last_id];
-        if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(c))
+        if (ipc__conn_ready(c))
             ipc__enqueue(s, (uint32_t)s->last_id);
         s->last_id = -1;
     }
@@ -519,7 +573,7 @@ static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
             c->queued = false;
             /* A connection whose front frame is lent waits for its release,
              * which queues it again. */
-            if (c->state == IPC_CONN_LIVE && !c->lent && ipc__has_frame(c)) {
+            if (ipc__conn_ready(c)) {
                 s->last_id = (int)id;
                 return (int)id;
             }
@@ -554,7 +608,7 @@ static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id)
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
     if (client_id == s->last_id)
         s->last_id = -1;
-    if (ipc__has_frame(c))
+    if (ipc__conn_ready(c))
         ipc__enqueue(s, (uint32_t)client_id); /* back of the line: fairness */
     ipc__conn_settle(s, (uint32_t)client_id);
     return (ssize_t)len;
@@ -624,7 +678,8 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     ipc__conn *c = ipc__conn_get(s, client_id);
     if (c == NULL || c->state == IPC_CONN_FREE)
         return -ENOENT;
-    if (c->owed > 0)
+    bool answer = c->owed > 0;
+    if (answer)
         c->owed--;
     if (c->state == IPC_CONN_ZOMBIE) {
         if (c->owed == 0 && !c->lent)
@@ -638,7 +693,7 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
     if (sent < 0)
         rc = ipc__peer_gone((int)sent, false);
     else if ((size_t)sent < IPC_FRAME_HEADER + len)
-        rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent);
+        rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent, answer);
     if (rc < 0) {
         if (rc == -ENOBUFS)
             ipc__conn_kick(s, (uint32_t)client_id);
@@ -669,100 +724,19 @@ static void ipc__socket_server_wake(ipc_server *base)
     ipc__eventfd_signal(s->wake_fd); /* async-signal-safe */
 }
 
-/* --------------------------------------------------------------- the name */
-
-/* The lock of a path: the abstract name "\0ipc-sock-lock/<ipc__path_id>",
- * bound (not listening) while a server of ours owns the path. The fd,
- * -EADDRINUSE while another holds it, or -errno. */
-static int ipc__take_lock(const char *path)
-{
-    char id[17];
-    int rc = ipc__path_id(path, id, NULL, 0);
-    if (rc < 0)
-        return rc;
-    return ipc__abstract_bind("ipc-sock-lock/", id, 0, -1);
-}
-
-/* Is a server accepting on the socket file? (One we do not know of, without
- * our lock: another implementation, or another network namespace.) */
-static bool ipc__path_is_live(const struct sockaddr_un *addr)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return false;
-    int rc = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-    bool live = rc == 0 || errno == EAGAIN || errno == EINPROGRESS;
-    close(fd);
-    return live;
-}
-
-/* Binds the socket file, taking over one left by a dead server. */
-static int ipc__bind_path(ipc__socket_server *s, int fd)
-{
-    const char *path = s->addr.sun_path;
-    if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) == 0)
-        return 0;
-    if (errno != EADDRINUSE)
-        return -errno;
-    struct stat st;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -EEXIST; /* not ours to remove */
-    if (ipc__path_is_live(&s->addr))
-        return -EADDRINUSE;
-    if (unlink(path) < 0 && errno != ENOENT)
-        return -errno;
-    if (bind(fd, (struct sockaddr *)&s->addr, sizeof(s->addr)) < 0)
-        return -errno;
-    return 0;
-}
-
-/* ------------------------------------------------------- operator helpers */
-
-int ipc_socket_path_state(const char *path)
-{
-    struct sockaddr_un addr;
-    struct stat st;
-    if (path == NULL || !ipc__sockaddr_path(&addr, path))
-        return -EINVAL;
-    if (lstat(path, &st) < 0)
-        return -errno;
-    if (!S_ISSOCK(st.st_mode))
-        return -ENOTSOCK;
-    return ipc__path_is_live(&addr) ? IPC_PATH_LIVE : IPC_PATH_STALE;
-}
-
-int ipc_socket_path_clean(const char *path)
-{
-    struct sockaddr_un addr;
-    if (path == NULL || !ipc__sockaddr_path(&addr, path))
-        return -EINVAL;
-    /* Holding the server lock, no server of ours can start here meanwhile. */
-    int lock = ipc__take_lock(path);
-    if (lock < 0)
-        return lock;
-    int rc = ipc_socket_path_state(path);
-    if (rc == IPC_PATH_LIVE)
-        rc = -EADDRINUSE; /* a server without our lock: leave it alone */
-    else if (rc == IPC_PATH_STALE)
-        rc = unlink(path) < 0 ? -errno : 0;
-    close(lock);
-    return rc;
-}
-
 static int ipc__epoll_add(int epfd, int fd, uint32_t tag)
 {
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = tag};
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
+/* Lock, epoll set, then the socket file last: once the path exists the
+ * server accepts, and no failure can follow that would have to remove it. */
 static int ipc__socket_server_listen(ipc_server *base)
 {
     ipc__socket_server *s = ipc__ss(base);
-    const char *path = s->addr.sun_path;
     struct stat st;
-    int rc = ipc__take_lock(path);
+    int rc = ipc__sock_lock_take(s->addr.sun_path);
     if (rc < 0)
         return rc;
     s->lock_fd = rc;
@@ -771,35 +745,24 @@ static int ipc__socket_server_listen(ipc_server *base)
         rc = -errno;
         goto failed_lock;
     }
-    rc = ipc__bind_path(s, s->listen_fd);
-    if (rc < 0)
-        goto failed_socket;
-    /* No client can connect before listen(), so the mode is set in time. */
-    if (chmod(path, s->base.options.socket_mode) < 0 || lstat(path, &st) < 0) {
-        rc = -errno;
-        goto failed_bound;
-    }
-    s->inode = st.st_ino;
-    s->dev = st.st_dev;
-    if (listen(s->listen_fd, SOMAXCONN) < 0) {
-        rc = -errno;
-        goto failed_bound;
-    }
     s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     if (s->epoll_fd < 0) {
         rc = -errno;
-        goto failed_bound;
+        goto failed_socket;
     }
     if ((rc = ipc__epoll_add(s->epoll_fd, s->listen_fd, IPC_TAG_LISTENER)) < 0 ||
         (rc = ipc__epoll_add(s->epoll_fd, s->wake_fd, IPC_TAG_WAKE)) < 0)
         goto failed_epoll;
+    rc = ipc__sock_publish(s->listen_fd, &s->addr, s->base.options.socket_mode, SOMAXCONN, &st);
+    if (rc < 0)
+        goto failed_epoll;
+    s->inode = st.st_ino;
+    s->dev = st.st_dev;
     s->last_id = -1;
     return 0;
 
 failed_epoll:
     close(s->epoll_fd);
-failed_bound:
-    unlink(path);
 failed_socket:
     close(s->listen_fd);
 failed_lock:

@@ -497,28 +497,6 @@ TEST_F(SocketTest, CallsOnUnconnectedObjectsFailCleanly)
     EXPECT_EQ(ipc_client_send(c.get(), nullptr, 0, kSecond), 0);
 }
 
-TEST_F(SocketTest, ClientThatNeverReadsIsDroppedWithoutStallingOthers)
-{
-    ipc_server_options o = {};
-    o.max_pending_output = 256 << 10;
-    std::string path = path_;
-    ServerProcess server([path, o]() {
-        return ipc_server_create_socket_ex(path.c_str(), 4, &o);
-    });
-    ASSERT_TRUE(server.ok());
-    Client hog = Connect(), good = Connect();
-    std::vector<uint8_t> big = Pattern(60000, 1);
-    // The hog sends and never reads: its replies pile up in the server until
-    // it is dropped, and its sends then fail.
-    int rc = 0;
-    for (int i = 0; i < 200 && rc == 0; i++) {
-        rc = ipc_client_send(hog.get(), big.data(), big.size(), 200 * kMs);
-        ExpectEcho(good.get(), 100, (uint64_t)i);
-    }
-    EXPECT_TRUE(rc == -EPIPE || rc == -ECONNRESET || rc == -ETIMEDOUT) << rc;
-    ExpectEcho(good.get(), 50000, 99);
-}
-
 TEST_F(SocketTest, SendTimesOutWithNothingSentWhenTheServerStalls)
 {
     RawServer raw(path_); /* accepts, never reads */

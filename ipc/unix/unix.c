@@ -333,3 +333,20 @@ int ipc__path_id(const char *path, char out[17], char *abs_out, size_t abs_cap)
         snprintf(abs_out, abs_cap, "%s", full);
     return 0;
 }
+
+int ipc__path_split(const char *path, char dir[PATH_MAX], const char **base)
+{
+    const char *slash = strrchr(path, '/');
+    *base = slash != NULL ? slash + 1 : path;
+    if (**base == '\0' || strcmp(*base, ".") == 0 || strcmp(*base, "..") == 0)
+        return -EINVAL;
+    size_t n = slash == NULL ? 0 : slash == path ? 1 : (size_t)(slash - path);
+    if (n >= PATH_MAX)
+        return -ENAMETOOLONG;
+    if (n == 0)
+        n = 1, dir[0] = '.';
+    else
+        memcpy(dir, path, n);
+    dir[n] = '\0';
+    return 0;
+}

@@ -9,6 +9,7 @@
 #ifndef IPC_UNIX_UNIX_H
 #define IPC_UNIX_UNIX_H
 
+#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -117,6 +118,11 @@ int ipc__memfd_map_sealed(int fd, size_t min_size, size_t max_size, void **map, 
  * goes to abs_out when it is not NULL. -errno when cwd is unreadable,
  * -ENAMETOOLONG for a path over PATH_MAX. */
 int ipc__path_id(const char *path, char out[17], char *abs_out, size_t abs_cap);
+
+/* The directory of path as spelled ("." or "/" when it has none) and its
+ * base name (pointing into path). -EINVAL when there is no base name
+ * (empty, ".", "..", a trailing "/"), -ENAMETOOLONG. */
+int ipc__path_split(const char *path, char dir[PATH_MAX], const char **base);
 
 #ifdef __cplusplus
 }

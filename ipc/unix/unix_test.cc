@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -162,6 +163,22 @@ TEST(UnixPath, EverySpellingOfOneSocketFileHasOneIdAndOneCanonicalName)
     // A directory that is not there (yet): the path as given.
     ASSERT_EQ(ipc__path_id("/no/such/dir/s.sock", other, name, sizeof(name)), 0);
     EXPECT_STREQ(name, "/no/such/dir/s.sock");
+}
+
+TEST(UnixPath, SplitGivesTheDirectoryAsSpelledAndTheBaseName)
+{
+    char dir[PATH_MAX];
+    const char *base;
+    ASSERT_EQ(ipc__path_split("a//b/s.sock", dir, &base), 0);
+    EXPECT_STREQ(dir, "a//b");
+    EXPECT_STREQ(base, "s.sock");
+    ASSERT_EQ(ipc__path_split("s.sock", dir, &base), 0);
+    EXPECT_STREQ(dir, ".");
+    ASSERT_EQ(ipc__path_split("/s.sock", dir, &base), 0);
+    EXPECT_STREQ(dir, "/");
+    EXPECT_EQ(ipc__path_split("a/", dir, &base), -EINVAL);
+    EXPECT_EQ(ipc__path_split("a/..", dir, &base), -EINVAL);
+    EXPECT_EQ(ipc__path_split("", dir, &base), -EINVAL);
 }
 
 TEST(UnixClock, MonotonicClockNeverGoesBack)
