@@ -9,11 +9,20 @@
  *   - discard counts the bytes still to drop of a frame too long for the
  *     caller's buffer;
  *   - tx holds the unsent rest of a frame whose first bytes went out.
+ *
+ * Full duplex (ipc.h): rx and discard belong to the receiving thread, tx to
+ * the sending one, except that a receive must first flush a parked tx (its
+ * reply may depend on it). tx_lock guards tx: a send holds it throughout; a
+ * receive takes it only when tx_parked says there is a rest, and only with
+ * trylock: if the sender holds it, the sender flushes the rest itself before
+ * its next frame, and the receive goes on reading.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -33,6 +42,8 @@ typedef struct ipc__socket_client {
     int fd;
     ipc_frame_reader rx;
     uint64_t discard;
+    pthread_mutex_t tx_lock;
+    atomic_bool tx_parked; /* tx holds a rest: a hint, tx is read under tx_lock */
     uint8_t *tx;
     size_t tx_off;
     size_t tx_len;
@@ -108,7 +119,22 @@ static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
     free(c->tx);
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
+    /* Relaxed: a hint; tx itself is handed over by tx_lock. */
+    atomic_store_explicit(&c->tx_parked, false, memory_order_relaxed);
     return 0;
+}
+
+/* Before a receive: flushes a parked rest unless the sending thread holds
+ * tx (then it flushes the rest itself). */
+static int ipc__flush_tx_for_recv(ipc__socket_client *c, uint64_t deadline)
+{
+    if (!atomic_load_explicit(&c->tx_parked, memory_order_relaxed))
+        return 0;
+    if (pthread_mutex_trylock(&c->tx_lock) != 0)
+        return 0;
+    int rc = ipc__flush_tx(c, deadline);
+    pthread_mutex_unlock(&c->tx_lock);
+    return rc;
 }
 
 /* Keeps the unsent rest of a frame whose first `sent` bytes went out. */
@@ -128,13 +154,13 @@ static int ipc__park_tx(ipc__socket_client *c, const uint8_t hdr[IPC_FRAME_HEADE
         memcpy(c->tx + off, (const uint8_t *)data + (len - (rest - off)), rest - off);
     c->tx_off = 0;
     c->tx_len = rest;
+    atomic_store_explicit(&c->tx_parked, true, memory_order_relaxed);
     return 0;
 }
 
-static int ipc__socket_client_send(ipc_client *base, const void *data, size_t len,
-                                   uint64_t deadline)
+static int ipc__send_frame(ipc__socket_client *c, const void *data, size_t len,
+                           uint64_t deadline)
 {
-    ipc__socket_client *c = ipc__sc(base);
     int rc = ipc__flush_tx(c, deadline);
     if (rc < 0)
         return rc;
@@ -164,6 +190,16 @@ static int ipc__socket_client_send(ipc_client *base, const void *data, size_t le
         }
     }
     return 0;
+}
+
+static int ipc__socket_client_send(ipc_client *base, const void *data, size_t len,
+                                   uint64_t deadline)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    pthread_mutex_lock(&c->tx_lock);
+    int rc = ipc__send_frame(c, data, len, deadline);
+    pthread_mutex_unlock(&c->tx_lock);
+    return rc;
 }
 
 /* One read into rx, of at least what the frame at its front still lacks. */
@@ -238,7 +274,7 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
                                        uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, deadline);
+    ssize_t rc = ipc__flush_tx_for_recv(c, deadline);
     if (rc < 0)
         return rc;
     if (c->discard > 0)
@@ -274,7 +310,7 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
 static ssize_t ipc__socket_client_peek(ipc_client *base, const void **msg, uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, deadline);
+    ssize_t rc = ipc__flush_tx_for_recv(c, deadline);
     if (rc < 0)
         return rc;
     while (c->discard > 0) {
@@ -315,6 +351,7 @@ static void ipc__socket_client_close(ipc_client *base)
     free(c->tx);
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
+    atomic_store_explicit(&c->tx_parked, false, memory_order_relaxed);
     c->discard = 0;
 }
 
@@ -325,6 +362,7 @@ static int ipc__socket_client_fd(ipc_client *base)
 
 static void ipc__socket_client_destroy(ipc_client *base)
 {
+    pthread_mutex_destroy(&ipc__sc(base)->tx_lock);
     free(ipc__sc(base));
 }
 
@@ -351,5 +389,7 @@ ipc_client *ipc__socket_client_create(const char *path)
     }
     c->base.ops = &ipc__socket_client_ops;
     c->fd = -1;
+    pthread_mutex_init(&c->tx_lock, NULL);
+    atomic_init(&c->tx_parked, false);
     return &c->base;
 }
