@@ -139,7 +139,9 @@ ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
 
 /* Sends a reply to client_id. Never blocks on a client that does not read:
  * the reply is queued, and a client whose queue passes max_pending_output is
- * dropped (-ENOBUFS). -ECONNRESET / -ENOENT when that client is gone. */
+ * dropped (-ENOBUFS). -ECONNRESET / -ENOENT when that client is gone. So a
+ * client that pipelines (say from a sending and a receiving thread) keeps
+ * the replies it has not read yet within max_pending_output. */
 int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len);
 
 /* Stops serving: disconnects every client, removes the names it created.
