@@ -196,8 +196,9 @@ TEST_P(CppApiTest, ServerFdAndTryWaitForDataDriveAnEventLoop)
         struct pollfd p = {fd, POLLIN, 0};
         ASSERT_GE(poll(&p, 1, 100), 0);
         id = server->try_wait_for_data(ec);
-        if (id < 0)
+        if (id < 0) {
             ASSERT_EQ(ec, std::errc::resource_unavailable_try_again);
+        }
     }
     ASSERT_GE(id, 0);
     std::vector<uint8_t> buf(8);
