@@ -39,14 +39,6 @@ static_assert(noexcept(std::declval<ipc::IpcClient &>().stats()));
 static_assert(noexcept(std::declval<ipc::IpcClient &>().receive(0, std::declval<std::error_code &>())));
 static_assert(noexcept(std::declval<ipc::IpcServer &>().loan(0, 1, std::declval<std::error_code &>())));
 
-std::unique_ptr<ipc::IpcClient> Connected(bool shm, const std::string &name)
-{
-    auto c = shm ? ipc::IpcClient::create_shm(name, 2) : ipc::IpcClient::create_socket(name);
-    if (c && ipc_testing::ConnectWithRetry(c->native()) != 0)
-        return nullptr;
-    return c;
-}
-
 class CppApiTest : public ::testing::TestWithParam<const char *> {
   protected:
     bool shm() const { return std::strcmp(GetParam(), "shm") == 0; }
@@ -56,6 +48,18 @@ class CppApiTest : public ::testing::TestWithParam<const char *> {
         return shm() ? ipc::IpcServer::create_shm(name_, 2, o)
                      : ipc::IpcServer::create_socket(name_, 2, o);
     }
+    std::unique_ptr<ipc::IpcClient> MakeClient()
+    {
+        return shm() ? ipc::IpcClient::create_shm(name_, 2) : ipc::IpcClient::create_socket(name_);
+    }
+    // body in a child process with a connected client; its exit code.
+    pid_t ForkClient(const std::function<int(ipc::IpcClient &)> &body)
+    {
+        return Fork([&]() {
+            auto c = MakeClient();
+            return ipc_testing::ConnectWithRetry(c->native()) == 0 ? body(*c) : 100;
+        });
+    }
     ipc_testing::ScopedDir dir_;
     std::string name_;
 };
@@ -64,30 +68,25 @@ TEST_P(CppApiTest, ZeroCopyRunAndZeroCopyClientEchoInPlace)
 {
     auto server = MakeServer();
     ASSERT_TRUE(server->listen());
-    bool use_shm = shm();
-    std::string name = name_;
-    pid_t kid = Fork([&]() {
-        auto c = Connected(use_shm, name);
-        if (!c)
-            return 1;
+    pid_t kid = ForkClient([](ipc::IpcClient &c) {
         for (uint64_t seq = 0; seq < 50; seq++) {
             std::vector<uint8_t> msg = ipc_testing::Pattern(seq * 37, seq);
-            std::span<uint8_t> loan = c->loan(msg.size(), kSecond);
+            std::span<uint8_t> loan = c.loan(msg.size(), kSecond);
             if (loan.data() == nullptr)
                 return 2;
             std::copy(msg.begin(), msg.end(), loan.begin());
-            if (!c->commit(msg.size()))
+            if (!c.commit(msg.size()))
                 return 3;
-            std::span<const uint8_t> reply = c->receive(5 * kSecond);
+            std::span<const uint8_t> reply = c.receive(5 * kSecond);
             if (reply.data() == nullptr || reply.size() != msg.size() + 1 ||
                 !ipc_testing::MatchesPattern(reply.data(), msg.size(), seq) ||
                 reply.back() != static_cast<uint8_t>(seq))
                 return 4;
-            if (!c->release() || c->release() || c->last_error() != -EINVAL)
+            if (!c.release() || c.release() || c.last_error() != -EINVAL)
                 return 5;
         }
         // Wait for the (empty) reply to quit, so the server counts it sent.
-        return c->send("quit", 4) && c->receive(5 * kSecond).size() == 0 ? 0 : 6;
+        return c.send("quit", 4) && c.receive(5 * kSecond).size() == 0 ? 0 : 6;
     });
     int calls = 0;
     server->run_zero_copy([&](int, std::span<const uint8_t> req, ipc::Reply &reply) {
@@ -112,18 +111,15 @@ TEST_P(CppApiTest, ServerReceivesInPlaceAndRepliesThroughALoan)
 {
     auto server = MakeServer();
     ASSERT_TRUE(server->listen());
-    bool use_shm = shm();
-    std::string name = name_;
-    pid_t kid = Fork([&]() {
-        auto c = Connected(use_shm, name);
-        if (!c || !c->send("ping", 4, kSecond))
+    pid_t kid = ForkClient([](ipc::IpcClient &c) {
+        if (!c.send("ping", 4, kSecond))
             return 1;
         std::vector<uint8_t> buf(16);
         std::error_code ec;
-        size_t n = c->recv(buf, 5 * kSecond, ec);
+        size_t n = c.recv(buf, 5 * kSecond, ec);
         if (ec || n != 5 || std::memcmp(buf.data(), "pong!", 5) != 0)
             return 2;
-        ipc::Stats st = c->stats();
+        ipc::Stats st = c.stats();
         return st.messages_in == 1 && st.messages_out == 1 && st.samples() == 1 ? 0 : 3;
     });
     std::error_code ec;
@@ -151,7 +147,7 @@ TEST_P(CppApiTest, ClientFdPollsReadableWhenTheReplyIsThere)
             return std::vector<uint8_t>(r.begin(), r.end());
         });
     });
-    auto c = shm() ? ipc::IpcClient::create_shm(name_, 2) : ipc::IpcClient::create_socket(name_);
+    auto c = MakeClient();
     ASSERT_TRUE(c->connect());
     std::error_code ec;
     int fd = c->fd(ec);
@@ -182,14 +178,9 @@ TEST_P(CppApiTest, ServerFdAndTryWaitForDataDriveAnEventLoop)
     int fd = server->fd();
     ASSERT_GE(fd, 0);
     EXPECT_EQ(server->try_wait_for_data(), -EAGAIN);
-    bool use_shm = shm();
-    std::string name = name_;
-    pid_t kid = Fork([&]() {
-        auto c = Connected(use_shm, name);
+    pid_t kid = ForkClient([](ipc::IpcClient &c) {
         std::vector<uint8_t> buf(8);
-        return c && c->send("x", 1, kSecond) && c->recv(buf.data(), buf.size(), 5 * kSecond) == 1
-                   ? 0
-                   : 1;
+        return c.send("x", 1, kSecond) && c.recv(buf.data(), buf.size(), 5 * kSecond) == 1 ? 0 : 1;
     });
     int id = -1;
     for (int round = 0; round < 500 && id < 0; round++) {
@@ -230,7 +221,7 @@ TEST_P(CppApiTest, OptionsReachTheCLibrary)
             return std::vector<uint8_t>(r.begin(), r.end());
         }, 0); // 0: the option's 100 bytes
     });
-    auto c = shm() ? ipc::IpcClient::create_shm(name_, 2) : ipc::IpcClient::create_socket(name_);
+    auto c = MakeClient();
     ASSERT_TRUE(c->connect());
     std::vector<uint8_t> buf(4096);
     if (shm()) { // the ring's largest message is 4096 / 2 - 16
@@ -246,7 +237,7 @@ TEST_P(CppApiTest, OptionsReachTheCLibrary)
 
 TEST_P(CppApiTest, ErrorsComeAsErrorCodesAndAsLastError)
 {
-    auto c = shm() ? ipc::IpcClient::create_shm(name_, 2) : ipc::IpcClient::create_socket(name_);
+    auto c = MakeClient();
     std::error_code ec;
     EXPECT_FALSE(c->connect(ec));
     EXPECT_EQ(ec, shm() ? std::errc::connection_refused : std::errc::no_such_file_or_directory);
