@@ -12,8 +12,9 @@
  *
  * Full duplex (ipc.h): rx and discard belong to the receiving thread, tx to
  * the sending one, except that a receive must first flush a parked tx (its
- * reply may depend on it). tx_lock guards tx: a send holds it throughout; a
- * receive takes it only when tx_parked says there is a rest, and only with
+ * reply may depend on it). tx_lock guards tx: a send holds it throughout
+ * (waiting for it no longer than its deadline); a receive takes it only when
+ * tx_parked says there is a rest, and only with
  * trylock: if the sender holds it, the sender flushes the rest itself before
  * its next frame, and the receive goes on reading.
  */
@@ -25,6 +26,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc/socket/frame.h"
@@ -192,12 +194,26 @@ static int ipc__send_frame(ipc__socket_client *c, const void *data, size_t len,
     return 0;
 }
 
+/* Takes tx_lock by the deadline: a receive flushing a parked rest may hold
+ * it while the socket is full. 0 or -ETIMEDOUT. */
+static int ipc__lock_tx(ipc__socket_client *c, uint64_t deadline)
+{
+    if (deadline == IPC_FOREVER)
+        return -pthread_mutex_lock(&c->tx_lock);
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000000000u),
+                          .tv_nsec = (long)(deadline % 1000000000u)};
+    int rc = pthread_mutex_clocklock(&c->tx_lock, CLOCK_MONOTONIC, &ts);
+    return rc == ETIMEDOUT ? -ETIMEDOUT : -rc;
+}
+
 static int ipc__socket_client_send(ipc_client *base, const void *data, size_t len,
                                    uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    pthread_mutex_lock(&c->tx_lock);
-    int rc = ipc__send_frame(c, data, len, deadline);
+    int rc = ipc__lock_tx(c, deadline);
+    if (rc < 0)
+        return rc;
+    rc = ipc__send_frame(c, data, len, deadline);
     pthread_mutex_unlock(&c->tx_lock);
     return rc;
 }
