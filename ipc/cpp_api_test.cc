@@ -287,6 +287,30 @@ TEST_P(CppApiTest, MovedFromObjectsFailWithInvalidArgument)
     EXPECT_EQ(ec, std::errc::invalid_argument);
 }
 
+TEST(CppApiShm, AClientWithZeroMaxClientsTakesTheServersAndAWrongCountIsRefused)
+{
+    std::string name = ipc_testing::UniqueName("cpp0");
+    auto server = ipc::IpcServer::create_shm(name, 3);
+    ASSERT_TRUE(server->listen());
+    std::thread serve([&] {
+        server->run([](int, std::span<const uint8_t> r) {
+            return std::vector<uint8_t>(r.begin(), r.end());
+        });
+    });
+    auto any = ipc::IpcClient::create_shm(name, 0);
+    ASSERT_NE(any, nullptr);
+    EXPECT_TRUE(any->connect()) << any->error().message();
+    ASSERT_TRUE(any->send("hi", 2, kSecond));
+    char buf[4];
+    EXPECT_EQ(any->recv(buf, sizeof buf, 5 * kSecond), 2);
+    auto wrong = ipc::IpcClient::create_shm(name, 2);
+    std::error_code ec;
+    EXPECT_FALSE(wrong->connect(ec));
+    EXPECT_EQ(ec, std::errc::invalid_argument);
+    server->request_shutdown();
+    serve.join();
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, CppApiTest, ::testing::Values("socket", "shm"),
                          [](const auto &info) { return std::string(info.param); });
 

@@ -372,7 +372,9 @@ class IpcServer {
     // Serves until a handler throws ShutdownRequested (its response is sent
     // first) or request_shutdown() is called. Any other exception from the
     // handler stops the server and is rethrown here; that request gets an
-    // empty reply. Listens first if needed.
+    // empty reply. Listens first if needed. max_message_size bounds requests
+    // and replies; its default is the seed's 1 MiB, and 0 takes
+    // ServerOptions::max_message_size instead.
     void run(Handler handler, size_t max_message_size = 1024 * 1024)
     {
         Context<Handler> ctx{&handler, nullptr};
