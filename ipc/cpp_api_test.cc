@@ -39,6 +39,28 @@ static_assert(noexcept(std::declval<ipc::IpcClient &>().stats()));
 static_assert(noexcept(std::declval<ipc::IpcClient &>().receive(0, std::declval<std::error_code &>())));
 static_assert(noexcept(std::declval<ipc::IpcServer &>().loan(0, 1, std::declval<std::error_code &>())));
 
+// An echo run() on a thread, stopped and joined however the test ends.
+class EchoThread {
+  public:
+    explicit EchoThread(ipc::IpcServer &s, size_t max_message = 1 << 20)
+        : server_(s), thread_([this, max_message] {
+              server_.run([](int, std::span<const uint8_t> r) {
+                  return std::vector<uint8_t>(r.begin(), r.end());
+              }, max_message);
+          })
+    {
+    }
+    ~EchoThread()
+    {
+        server_.request_shutdown();
+        thread_.join();
+    }
+
+  private:
+    ipc::IpcServer &server_;
+    std::thread thread_;
+};
+
 class CppApiTest : public ::testing::TestWithParam<const char *> {
   protected:
     bool shm() const { return std::strcmp(GetParam(), "shm") == 0; }
@@ -142,11 +164,7 @@ TEST_P(CppApiTest, ClientFdPollsReadableWhenTheReplyIsThere)
 {
     auto server = MakeServer();
     ASSERT_TRUE(server->listen());
-    std::thread serve([&] {
-        server->run([](int, std::span<const uint8_t> r) {
-            return std::vector<uint8_t>(r.begin(), r.end());
-        });
-    });
+    EchoThread serve(*server);
     auto c = MakeClient();
     ASSERT_TRUE(c->connect());
     std::error_code ec;
@@ -164,8 +182,6 @@ TEST_P(CppApiTest, ClientFdPollsReadableWhenTheReplyIsThere)
     }
     EXPECT_EQ(n, 3u);
     EXPECT_EQ(std::string(buf.begin(), buf.begin() + 3), "abc");
-    server->request_shutdown();
-    serve.join();
 }
 
 TEST_P(CppApiTest, ServerFdAndTryWaitForDataDriveAnEventLoop)
@@ -216,11 +232,7 @@ TEST_P(CppApiTest, OptionsReachTheCLibrary)
         ASSERT_EQ(stat(name_.c_str(), &st), 0);
         EXPECT_EQ(st.st_mode & 0777, 0640u);
     }
-    std::thread serve([&] {
-        server->run([](int, std::span<const uint8_t> r) {
-            return std::vector<uint8_t>(r.begin(), r.end());
-        }, 0); // 0: the option's 100 bytes
-    });
+    EchoThread serve(*server, 0); // 0: the option's 100 bytes
     auto c = MakeClient();
     ASSERT_TRUE(c->connect());
     std::vector<uint8_t> buf(4096);
@@ -231,8 +243,6 @@ TEST_P(CppApiTest, OptionsReachTheCLibrary)
     }
     ASSERT_TRUE(c->send(buf.data(), 100, kSecond));
     EXPECT_EQ(c->recv(buf.data(), buf.size(), 5 * kSecond), 100);
-    server->request_shutdown();
-    serve.join();
 }
 
 TEST_P(CppApiTest, ErrorsComeAsErrorCodesAndAsLastError)
@@ -292,11 +302,7 @@ TEST(CppApiShm, AClientWithZeroMaxClientsTakesTheServersAndAWrongCountIsRefused)
     std::string name = ipc_testing::UniqueName("cpp0");
     auto server = ipc::IpcServer::create_shm(name, 3);
     ASSERT_TRUE(server->listen());
-    std::thread serve([&] {
-        server->run([](int, std::span<const uint8_t> r) {
-            return std::vector<uint8_t>(r.begin(), r.end());
-        });
-    });
+    EchoThread serve(*server);
     auto any = ipc::IpcClient::create_shm(name, 0);
     ASSERT_NE(any, nullptr);
     EXPECT_TRUE(any->connect()) << any->error().message();
@@ -307,8 +313,6 @@ TEST(CppApiShm, AClientWithZeroMaxClientsTakesTheServersAndAWrongCountIsRefused)
     std::error_code ec;
     EXPECT_FALSE(wrong->connect(ec));
     EXPECT_EQ(ec, std::errc::invalid_argument);
-    server->request_shutdown();
-    serve.join();
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, CppApiTest, ::testing::Values("socket", "shm"),
