@@ -1,10 +1,13 @@
 /*
  * Counters and latency histograms. Internal.
  *
- * One thread writes a block (the owner of the client or server: the API's
- * one-thread-at-a-time rule), so counters are bumped with a relaxed load and
- * store, no locked instruction; readers in other threads or processes copy
- * them with relaxed loads. 64-bit aligned stores do not tear. The block is
+ * One thread writes each counter (the owner of the server; for a client
+ * used full duplex, its sending thread the send counters and its receiving
+ * thread the receive counters and latencies), so counters are bumped with a
+ * relaxed load and store, no locked instruction. The error counters, which
+ * both threads of a client bump, take an atomic add (ipc__stat_error).
+ * Readers in other threads or processes copy them with relaxed loads.
+ * 64-bit aligned stores do not tear. The block is
  * also the page a server publishes (stats.h): its layout is an ABI.
  */
 #ifndef IPC_COUNTERS_H
@@ -62,7 +65,8 @@ static inline void ipc__stat_add(ipc__stats_block *b, ipc__stat which, uint64_t 
     atomic_store_explicit(&b->counter[which], v + delta, memory_order_relaxed);
 }
 
-/* Counts a call's result under the matching error kind. */
+/* Counts a call's result under the matching error kind; safe from two
+ * threads at once. */
 void ipc__stat_error(ipc__stats_block *b, int err);
 
 /* The histogram bucket of a value in ns, and the upper edge of a bucket. */

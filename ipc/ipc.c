@@ -59,9 +59,34 @@ int ipc_client_connect(ipc_client *c)
     if (c->ever_connected)
         ipc__stat_add(c->stats, IPC__STAT_RECONNECTS, 1);
     c->ever_connected = true;
-    c->sent_at = 0;
+    atomic_store_explicit(&c->sent_at, 0, memory_order_relaxed);
     c->loan.owner = -1;
     return 0;
+}
+
+/*
+ * A client may have one sending and one receiving thread (ipc.h): send-side
+ * and receive-side counters are disjoint, so each keeps a single writer.
+ * sent_at is the one field both sides write. Relaxed: it publishes nothing
+ * but its own value. Only the sender turns it from 0 to a time and only the
+ * receiver back to 0, so a race can skip a latency sample, never invent one.
+ */
+static void ipc__client_sent(ipc_client *c, size_t len)
+{
+    ipc__count_out(c->stats, len);
+    /* With several requests in flight, time the oldest. */
+    if (atomic_load_explicit(&c->sent_at, memory_order_relaxed) == 0)
+        atomic_store_explicit(&c->sent_at, ipc__now_ns(), memory_order_relaxed);
+}
+
+static void ipc__client_received(ipc_client *c, size_t len)
+{
+    ipc__count_in(c->stats, len);
+    uint64_t t = atomic_load_explicit(&c->sent_at, memory_order_relaxed);
+    if (t != 0) {
+        ipc__stat_latency(c->stats, ipc__now_ns() - t);
+        atomic_store_explicit(&c->sent_at, 0, memory_order_relaxed);
+    }
 }
 
 static int ipc__check_buffer(const void *p, size_t len)
@@ -87,9 +112,7 @@ static int ipc__client_send(ipc_client *c, const void *data, size_t len, uint64_
             ipc__stat_error(c->stats, rc);
         return rc;
     }
-    ipc__count_out(c->stats, len);
-    if (c->sent_at == 0) /* with several in flight, time the oldest */
-        c->sent_at = ipc__now_ns();
+    ipc__client_sent(c, len);
     return 0;
 }
 
@@ -107,11 +130,7 @@ static ssize_t ipc__client_recv(ipc_client *c, void *buf, size_t max_len, uint64
             ipc__stat_error(c->stats, (int)n);
         return n;
     }
-    ipc__count_in(c->stats, (size_t)n);
-    if (c->sent_at != 0) {
-        ipc__stat_latency(c->stats, ipc__now_ns() - c->sent_at);
-        c->sent_at = 0;
-    }
+    ipc__client_received(c, (size_t)n);
     return n;
 }
 
@@ -206,9 +225,7 @@ int ipc_client_commit(ipc_client *c, size_t len)
         ipc__stat_error(c->stats, rc);
         return rc;
     }
-    ipc__count_out(c->stats, len);
-    if (c->sent_at == 0)
-        c->sent_at = ipc__now_ns();
+    ipc__client_sent(c, len);
     return 0;
 }
 
@@ -237,11 +254,7 @@ ssize_t ipc_client_release(ipc_client *c)
     ssize_t n = c->ops->release(c);
     if (n < 0)
         return n;
-    ipc__count_in(c->stats, (size_t)n);
-    if (c->sent_at != 0) {
-        ipc__stat_latency(c->stats, ipc__now_ns() - c->sent_at);
-        c->sent_at = 0;
-    }
+    ipc__client_received(c, (size_t)n);
     return n;
 }
 

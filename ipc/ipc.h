@@ -19,8 +19,15 @@
  *   - A message larger than the caller's buffer gives -EMSGSIZE and is
  *     discarded whole; the next receive returns the message after it.
  *
- * Threading: one object, one thread at a time, except ipc_server_stop(),
- * which may be called from any thread or from a signal handler.
+ * Threading: one object, one thread at a time, with two exceptions.
+ *   - ipc_server_stop() may be called from any thread or a signal handler.
+ *   - A connected client is full duplex: one thread may send
+ *     (ipc_client_send, _try_send, _loan, _commit) while one other thread
+ *     receives (ipc_client_recv, _try_recv, _peek, _release), on both
+ *     transports. Replies still come in request order. Everything else
+ *     (connect, close, destroy, ipc_client_fd) needs the client to itself;
+ *     ipc_client_stats may be read from any thread. Two threads sending (or
+ *     two receiving) at once is not allowed: use a client each.
  */
 #ifndef IPC_IPC_H
 #define IPC_IPC_H

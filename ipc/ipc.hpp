@@ -1,24 +1,53 @@
-// C++20 wrapper over ipc.h with the seed's API: IpcClient / IpcServer
-// factories, bool results, RAII, run() with a std::function handler and the
-// ShutdownRequested exception. Header-only.
+// C++20 API over ipc.h, in namespace ipc. Header-only.
 //
-// bool-returning calls keep the failing negative errno in last_error();
-// recv() returns it directly (< 0), as the C API does.
+// IpcClient / IpcServer keep the seed README's API (factories returning
+// unique_ptr, bool results, recv into a buffer, run() with a handler and the
+// ShutdownRequested exception) and extend it to the whole C library: server
+// options, zero-copy receive() / release() and loans, event-loop fds,
+// statistics, request_shutdown().
+//
+// Errors, two ways:
+//   - the seed's: a bool (or a negative errno where the C call returns a
+//     count), with the failing negative errno kept in last_error() / error();
+//   - std::error_code: every fallible call has an overload taking a
+//     std::error_code& last, set to the errno (std::generic_category, so
+//     `ec == std::errc::timed_out` works) or cleared. Those overloads are
+//     noexcept and leave last_error() alone: use them from the two threads of
+//     a full-duplex client, where "the last error" has no single meaning.
+//
+// Threads: as ipc.h says. A client may have one sending thread (send,
+// try_send, loan, commit) and one receiving thread (recv, try_recv,
+// receive, release); request_shutdown() / stop() may be called from any
+// thread or a signal handler; everything else one thread at a time.
+//
+// Objects are move-only; a moved-from object fails every call with -EINVAL.
+// The barretenberg module's latest API is ipc/bb_ipc.hpp (namespace bb::ipc);
+// the two headers can be included together (docs/PORTING.md).
 #ifndef IPC_IPC_HPP
 #define IPC_IPC_HPP
 
+#include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <span>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
 #include "ipc/ipc.h"
 
 namespace ipc {
+
+// A C result (>= 0, or a negative errno) as a std::error_code.
+inline std::error_code to_error_code(long rc) noexcept
+{
+    return rc < 0 ? std::error_code(static_cast<int>(-rc), std::generic_category())
+                  : std::error_code();
+}
 
 // Thrown by a handler to stop the server after its goodbye reply is sent.
 class ShutdownRequested : public std::exception {
@@ -34,8 +63,79 @@ class ShutdownRequested : public std::exception {
     std::vector<uint8_t> response_;
 };
 
+// ipc_server_options with C++ defaults: every 0 takes the documented default.
+struct ServerOptions {
+    size_t max_message_size = 0;   // longest request (0: 1 MiB)
+    uint32_t socket_mode = 0;      // socket file permissions (0: 0600)
+    size_t max_pending_output = 0; // replies queued per client (0: derived)
+    size_t ring_size = 0;          // shm: bytes per ring, power of two (0: 4 MiB)
+    uint64_t spin_ns = 0;          // shm: spin before sleeping (0: 50 us)
+
+    ipc_server_options to_c() const noexcept
+    {
+        ipc_server_options o{};
+        o.max_message_size = max_message_size;
+        o.socket_mode = socket_mode;
+        o.max_pending_output = max_pending_output;
+        o.ring_size = ring_size;
+        o.spin_ns = spin_ns;
+        return o;
+    }
+};
+
+// A snapshot of counters and the latency histogram.
+struct Stats : ipc_stats {
+    // The latency below which a fraction q of the samples fall, in ns.
+    uint64_t percentile(double q) const noexcept { return ipc_stats_percentile(this, q); }
+    uint64_t samples() const noexcept { return ipc_stats_samples(this); }
+};
+
+namespace detail {
+
+// A failure code a full-duplex client's two threads may both store.
+class LastError {
+  public:
+    int get() const noexcept { return v_.load(std::memory_order_relaxed); }
+    // Relaxed: the value is its own message; it orders nothing else.
+    long set(long rc) noexcept
+    {
+        v_.store(rc < 0 ? static_cast<int>(rc) : 0, std::memory_order_relaxed);
+        return rc;
+    }
+    LastError() = default;
+    LastError(const LastError &o) noexcept : v_(o.get()) {}
+    LastError &operator=(const LastError &o) noexcept
+    {
+        v_.store(o.get(), std::memory_order_relaxed);
+        return *this;
+    }
+
+  private:
+    std::atomic<int> v_{0};
+};
+
+inline long report(long rc, std::error_code &ec) noexcept
+{
+    ec = to_error_code(rc);
+    return rc;
+}
+
+// A message lent in place. data() is never null for a message, even an empty
+// one; a failed receive gives a span whose data() is null.
+inline std::span<const uint8_t> lent(const void *msg, long n) noexcept
+{
+    static const uint8_t empty = 0;
+    if (n < 0)
+        return {};
+    return {n == 0 || msg == nullptr ? &empty : static_cast<const uint8_t *>(msg),
+            static_cast<size_t>(n)};
+}
+
+}  // namespace detail
+
 class IpcClient {
   public:
+    // ---- the seed's API
     static std::unique_ptr<IpcClient> create_socket(const std::string &socket_path)
     {
         return wrap(ipc_client_create_socket(socket_path.c_str()));
@@ -46,47 +146,172 @@ class IpcClient {
         return wrap(ipc_client_create_shm(base_name.c_str(), max_clients));
     }
 
+    // Adopts a C client (may be null: every call then fails with -EINVAL).
+    explicit IpcClient(ipc_client *adopt) noexcept : c_(adopt) {}
     ~IpcClient() { ipc_client_destroy(c_); }
     IpcClient(const IpcClient &) = delete;
     IpcClient &operator=(const IpcClient &) = delete;
+    IpcClient(IpcClient &&o) noexcept : c_(std::exchange(o.c_, nullptr)), err_(o.err_) {}
+    IpcClient &operator=(IpcClient &&o) noexcept
+    {
+        if (this != &o) {
+            ipc_client_destroy(c_);
+            c_ = std::exchange(o.c_, nullptr);
+            err_ = o.err_;
+        }
+        return *this;
+    }
 
-    bool connect() { return ok(ipc_client_connect(c_)); }
+    bool connect() { return err_.set(ipc_client_connect(c_)) >= 0; }
     bool send(const void *data, size_t len, uint64_t timeout_ns = 0)
     {
-        return ok(ipc_client_send(c_, data, len, timeout_ns));
+        return err_.set(ipc_client_send(c_, data, len, timeout_ns)) >= 0;
     }
     ssize_t recv(void *buffer, size_t max_len, uint64_t timeout_ns = 0)
     {
-        ssize_t n = ipc_client_recv(c_, buffer, max_len, timeout_ns);
-        last_error_ = n < 0 ? static_cast<int>(n) : 0;
-        return n;
+        return err_.set(ipc_client_recv(c_, buffer, max_len, timeout_ns));
     }
-    void close() { ipc_client_close(c_); }
+    void close() noexcept { ipc_client_close(c_); }
 
-    int last_error() const noexcept { return last_error_; }
+    // ---- the rest of the library, seed style (errors in last_error())
+
+    // The next reply in place, valid until release(); data() is null on
+    // failure (an empty reply has a non-null data()).
+    std::span<const uint8_t> receive(uint64_t timeout_ns = 0)
+    {
+        const void *msg = nullptr;
+        long n = err_.set(ipc_client_peek(c_, &msg, timeout_ns));
+        return detail::lent(msg, n);
+    }
+    // Consumes the message receive() lent.
+    bool release() { return err_.set(ipc_client_release(c_)) >= 0; }
+    // Space for a request of len bytes, written in place and sent by commit().
+    // data() is null on failure.
+    std::span<uint8_t> loan(size_t len, uint64_t timeout_ns = 0)
+    {
+        void *buf = nullptr;
+        if (err_.set(ipc_client_loan(c_, len, &buf, timeout_ns)) < 0)
+            return {};
+        return {static_cast<uint8_t *>(buf), len};
+    }
+    bool commit(size_t len) { return err_.set(ipc_client_commit(c_, len)) >= 0; }
+    // Without waiting: false with last_error() == -EAGAIN when it would block.
+    bool try_send(const void *data, size_t len)
+    {
+        return err_.set(ipc_client_try_send(c_, data, len)) >= 0;
+    }
+    ssize_t try_recv(void *buffer, size_t max_len)
+    {
+        return err_.set(ipc_client_try_recv(c_, buffer, max_len));
+    }
+    // A descriptor that polls readable when a reply may be there (ipc.h).
+    int fd() { return static_cast<int>(err_.set(ipc_client_fd(c_))); }
+
+    // ---- std::error_code forms: noexcept, last_error() untouched
+    bool connect(std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_client_connect(c_), ec) >= 0;
+    }
+    bool send(std::span<const uint8_t> msg, uint64_t timeout_ns, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_client_send(c_, msg.data(), msg.size(), timeout_ns), ec) >= 0;
+    }
+    // The reply's length (0 on failure, with ec set).
+    size_t recv(std::span<uint8_t> buffer, uint64_t timeout_ns, std::error_code &ec) noexcept
+    {
+        long n = detail::report(ipc_client_recv(c_, buffer.data(), buffer.size(), timeout_ns), ec);
+        return n < 0 ? 0 : static_cast<size_t>(n);
+    }
+    std::span<const uint8_t> receive(uint64_t timeout_ns, std::error_code &ec) noexcept
+    {
+        const void *msg = nullptr;
+        long n = detail::report(ipc_client_peek(c_, &msg, timeout_ns), ec);
+        return detail::lent(msg, n);
+    }
+    bool release(std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_client_release(c_), ec) >= 0;
+    }
+    std::span<uint8_t> loan(size_t len, uint64_t timeout_ns, std::error_code &ec) noexcept
+    {
+        void *buf = nullptr;
+        if (detail::report(ipc_client_loan(c_, len, &buf, timeout_ns), ec) < 0)
+            return {};
+        return {static_cast<uint8_t *>(buf), len};
+    }
+    bool commit(size_t len, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_client_commit(c_, len), ec) >= 0;
+    }
+    bool try_send(std::span<const uint8_t> msg, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_client_try_send(c_, msg.data(), msg.size()), ec) >= 0;
+    }
+    size_t try_recv(std::span<uint8_t> buffer, std::error_code &ec) noexcept
+    {
+        long n = detail::report(ipc_client_try_recv(c_, buffer.data(), buffer.size()), ec);
+        return n < 0 ? 0 : static_cast<size_t>(n);
+    }
+    int fd(std::error_code &ec) noexcept
+    {
+        return static_cast<int>(detail::report(ipc_client_fd(c_), ec));
+    }
+
+    // ---- state
+    Stats stats() const noexcept
+    {
+        Stats st{};
+        ipc_client_stats(c_, &st);
+        return st;
+    }
+    // The negative errno of the last failed seed-style call (0 after success).
+    int last_error() const noexcept { return err_.get(); }
+    std::error_code error() const noexcept { return to_error_code(err_.get()); }
     ipc_client *native() noexcept { return c_; }
 
   private:
-    explicit IpcClient(ipc_client *c) : c_(c) {}
     static std::unique_ptr<IpcClient> wrap(ipc_client *c)
     {
-        return c ? std::unique_ptr<IpcClient>(new IpcClient(c)) : nullptr;
-    }
-    bool ok(int rc)
-    {
-        last_error_ = rc < 0 ? rc : 0;
-        return rc >= 0;
+        return c ? std::make_unique<IpcClient>(c) : nullptr;
     }
 
     ipc_client *c_;
-    int last_error_ = 0;
+    detail::LastError err_;
 };
+
+// Where a run_zero_copy() handler writes its reply: on shared memory straight
+// into the client's ring.
+class Reply {
+  public:
+    explicit Reply(ipc_response *r) noexcept : r_(r) {}
+    // len writable bytes that become the reply; data() is null when len is
+    // over the limit or memory is short.
+    std::span<uint8_t> reserve(size_t len) noexcept
+    {
+        void *p = ipc_response_reserve(r_, len);
+        return p ? std::span<uint8_t>(static_cast<uint8_t *>(p), len) : std::span<uint8_t>();
+    }
+    // Copies data as the reply: 0, -EMSGSIZE or -ENOMEM.
+    int set(std::span<const uint8_t> data) noexcept
+    {
+        return ipc_response_set(r_, data.data(), data.size());
+    }
+
+  private:
+    ipc_response *r_;
+};
+
+enum class Action { Continue = IPC_CONTINUE, Shutdown = IPC_SHUTDOWN };
 
 class IpcServer {
   public:
     using Handler =
         std::function<std::vector<uint8_t>(int client_id, std::span<const uint8_t> request)>;
+    // Zero-copy handler: the request in place, the reply written into Reply.
+    using ReplyHandler =
+        std::function<Action(int client_id, std::span<const uint8_t> request, Reply &reply)>;
 
+    // ---- the seed's API
     static std::unique_ptr<IpcServer> create_socket(const std::string &socket_path,
                                                     int max_clients)
     {
@@ -97,96 +322,225 @@ class IpcServer {
     {
         return wrap(ipc_server_create_shm(base_name.c_str(), max_clients));
     }
+    // With options (nullptr for an invalid value, as for invalid arguments).
+    static std::unique_ptr<IpcServer> create_socket(const std::string &socket_path,
+                                                    int max_clients, const ServerOptions &o)
+    {
+        ipc_server_options c = o.to_c();
+        return wrap(ipc_server_create_socket_ex(socket_path.c_str(), max_clients, &c));
+    }
+    static std::unique_ptr<IpcServer> create_shm(const std::string &base_name,
+                                                 size_t max_clients, const ServerOptions &o)
+    {
+        ipc_server_options c = o.to_c();
+        return wrap(ipc_server_create_shm_ex(base_name.c_str(), max_clients, &c));
+    }
 
+    // Adopts a C server (may be null: every call then fails with -EINVAL).
+    explicit IpcServer(ipc_server *adopt) noexcept : s_(adopt) {}
     ~IpcServer() { ipc_server_destroy(s_); }
     IpcServer(const IpcServer &) = delete;
     IpcServer &operator=(const IpcServer &) = delete;
+    IpcServer(IpcServer &&o) noexcept : s_(std::exchange(o.s_, nullptr)), err_(o.err_) {}
+    IpcServer &operator=(IpcServer &&o) noexcept
+    {
+        if (this != &o) {
+            ipc_server_destroy(s_);
+            s_ = std::exchange(o.s_, nullptr);
+            err_ = o.err_;
+        }
+        return *this;
+    }
 
     bool listen() { return ok(ipc_server_listen(s_)); }
+    // A client id, or a negative errno (-ETIMEDOUT, -ECANCELED after stop).
+    // 0 waits without limit.
     int wait_for_data(uint64_t timeout_ns = 0)
     {
-        int id = ipc_server_wait_for_data(s_, timeout_ns);
-        last_error_ = id < 0 ? id : 0;
-        return id;
+        return static_cast<int>(set(ipc_server_wait_for_data(s_, timeout_ns)));
     }
     ssize_t recv(int client_id, void *buffer, size_t max_len)
     {
-        ssize_t n = ipc_server_recv(s_, client_id, buffer, max_len);
-        last_error_ = n < 0 ? static_cast<int>(n) : 0;
-        return n;
+        return set(ipc_server_recv(s_, client_id, buffer, max_len));
     }
     bool send(int client_id, const void *data, size_t len)
     {
         return ok(ipc_server_send(s_, client_id, data, len));
     }
-    void close() { ipc_server_close(s_); }
+    void close() noexcept { ipc_server_close(s_); }
 
     // Serves until a handler throws ShutdownRequested (its response is sent
-    // first) or stop() is called. Any other exception from the handler stops
-    // the server and is rethrown here; that request gets an empty reply.
+    // first) or request_shutdown() is called. Any other exception from the
+    // handler stops the server and is rethrown here; that request gets an
+    // empty reply. Listens first if needed. max_message_size bounds requests
+    // and replies; its default is the seed's 1 MiB, and 0 takes
+    // ServerOptions::max_message_size instead.
     void run(Handler handler, size_t max_message_size = 1024 * 1024)
     {
-        Context ctx{&handler, nullptr};
-        int rc = ipc_server_run(s_, &IpcServer::trampoline, &ctx, max_message_size);
-        last_error_ = rc < 0 ? rc : 0;
+        Context<Handler> ctx{&handler, nullptr};
+        set(ipc_server_run(s_, &IpcServer::trampoline, &ctx, max_message_size));
         if (ctx.error)
             std::rethrow_exception(ctx.error);
     }
-    // Async-signal-safe; callable from any thread.
+    // As run(), reading each request in place and writing each reply in place
+    // (Reply); the handler returns Action::Shutdown to stop after its reply.
+    // max_message_size 0 takes the server's option.
+    void run_zero_copy(ReplyHandler handler, size_t max_message_size = 0)
+    {
+        Context<ReplyHandler> ctx{&handler, nullptr};
+        set(ipc_server_run(s_, &IpcServer::reply_trampoline, &ctx, max_message_size));
+        if (ctx.error)
+            std::rethrow_exception(ctx.error);
+    }
+    // Makes run() and wait_for_data() return promptly. Async-signal-safe and
+    // callable from any thread.
+    void request_shutdown() noexcept { ipc_server_stop(s_); }
     void stop() noexcept { ipc_server_stop(s_); }
 
-    int last_error() const noexcept { return last_error_; }
+    // ---- the rest of the library, seed style (errors in last_error())
+
+    // The ready request of client_id in place (after wait_for_data), valid
+    // until release(client_id); data() is null on failure.
+    std::span<const uint8_t> receive(int client_id)
+    {
+        const void *msg = nullptr;
+        long n = set(ipc_server_peek(s_, client_id, &msg));
+        return detail::lent(msg, n);
+    }
+    bool release(int client_id) { return ok(ipc_server_release(s_, client_id)); }
+    // Space for a reply to client_id, sent by commit(); data() null on failure.
+    std::span<uint8_t> loan(int client_id, size_t len)
+    {
+        void *buf = nullptr;
+        if (!ok(ipc_server_loan(s_, client_id, len, &buf)))
+            return {};
+        return {static_cast<uint8_t *>(buf), len};
+    }
+    bool commit(int client_id, size_t len) { return ok(ipc_server_commit(s_, client_id, len)); }
+    // Without waiting: a client id, or -EAGAIN.
+    int try_wait_for_data() { return static_cast<int>(set(ipc_server_try_wait_for_data(s_))); }
+    // A descriptor that polls readable when there may be work (ipc.h).
+    int fd() { return static_cast<int>(set(ipc_server_fd(s_))); }
+
+    // ---- std::error_code forms: noexcept, last_error() untouched
+    bool listen(std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_server_listen(s_), ec) >= 0;
+    }
+    // A client id, or -1 with ec set.
+    int wait_for_data(uint64_t timeout_ns, std::error_code &ec) noexcept
+    {
+        long id = detail::report(ipc_server_wait_for_data(s_, timeout_ns), ec);
+        return id < 0 ? -1 : static_cast<int>(id);
+    }
+    size_t recv(int client_id, std::span<uint8_t> buffer, std::error_code &ec) noexcept
+    {
+        long n = detail::report(ipc_server_recv(s_, client_id, buffer.data(), buffer.size()), ec);
+        return n < 0 ? 0 : static_cast<size_t>(n);
+    }
+    bool send(int client_id, std::span<const uint8_t> msg, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_server_send(s_, client_id, msg.data(), msg.size()), ec) >= 0;
+    }
+    std::span<const uint8_t> receive(int client_id, std::error_code &ec) noexcept
+    {
+        const void *msg = nullptr;
+        long n = detail::report(ipc_server_peek(s_, client_id, &msg), ec);
+        return detail::lent(msg, n);
+    }
+    bool release(int client_id, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_server_release(s_, client_id), ec) >= 0;
+    }
+    std::span<uint8_t> loan(int client_id, size_t len, std::error_code &ec) noexcept
+    {
+        void *buf = nullptr;
+        if (detail::report(ipc_server_loan(s_, client_id, len, &buf), ec) < 0)
+            return {};
+        return {static_cast<uint8_t *>(buf), len};
+    }
+    bool commit(int client_id, size_t len, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_server_commit(s_, client_id, len), ec) >= 0;
+    }
+    int try_wait_for_data(std::error_code &ec) noexcept
+    {
+        long id = detail::report(ipc_server_try_wait_for_data(s_), ec);
+        return id < 0 ? -1 : static_cast<int>(id);
+    }
+    int fd(std::error_code &ec) noexcept
+    {
+        return static_cast<int>(detail::report(ipc_server_fd(s_), ec));
+    }
+
+    // ---- state
+    Stats stats() const noexcept
+    {
+        Stats st{};
+        ipc_server_stats(s_, &st);
+        return st;
+    }
+    int last_error() const noexcept { return err_.get(); }
+    std::error_code error() const noexcept { return to_error_code(err_.get()); }
     ipc_server *native() noexcept { return s_; }
 
   private:
-    struct Context {
-        Handler *handler;
+    template <typename H> struct Context {
+        H *handler;
         std::exception_ptr error;
     };
+
+    static ipc_action set_reply(ipc_response *response, std::span<const uint8_t> r,
+                                ipc_action action) noexcept
+    {
+        if (ipc_response_set(response, r.data(), r.size()) < 0)
+            ipc_response_set(response, nullptr, 0);
+        return action;
+    }
 
     static ipc_action trampoline(void *ctx_, int client_id, const void *request, size_t len,
                                  ipc_response *response) noexcept
     {
-        auto *ctx = static_cast<Context *>(ctx_);
+        auto *ctx = static_cast<Context<Handler> *>(ctx_);
         std::span<const uint8_t> req(static_cast<const uint8_t *>(request), len);
         try {
             std::vector<uint8_t> reply = (*ctx->handler)(client_id, req);
-            if (ipc_response_set(response, reply.data(), reply.size()) < 0)
-                ipc_response_set(response, nullptr, 0);
-            return IPC_CONTINUE;
+            return set_reply(response, reply, IPC_CONTINUE);
         } catch (const ShutdownRequested &goodbye) {
-            const auto &r = goodbye.response();
-            if (ipc_response_set(response, r.data(), r.size()) < 0)
-                ipc_response_set(response, nullptr, 0);
-            return IPC_SHUTDOWN;
+            return set_reply(response, goodbye.response(), IPC_SHUTDOWN);
         } catch (...) {
             ctx->error = std::current_exception();
-            return IPC_SHUTDOWN;
+            return set_reply(response, {}, IPC_SHUTDOWN);
         }
     }
 
-    explicit IpcServer(ipc_server *s) : s_(s) {}
-    static std::unique_ptr<IpcServer> wrap(ipc_server *s)
+    static ipc_action reply_trampoline(void *ctx_, int client_id, const void *request,
+                                       size_t len, ipc_response *response) noexcept
     {
-        return s ? std::unique_ptr<IpcServer>(new IpcServer(s)) : nullptr;
-    }
-    bool ok(int rc)
-    {
-        last_error_ = rc < 0 ? rc : 0;
-        return rc >= 0;
+        auto *ctx = static_cast<Context<ReplyHandler> *>(ctx_);
+        std::span<const uint8_t> req(static_cast<const uint8_t *>(request), len);
+        Reply reply(response);
+        try {
+            return static_cast<ipc_action>((*ctx->handler)(client_id, req, reply));
+        } catch (const ShutdownRequested &goodbye) {
+            return set_reply(response, goodbye.response(), IPC_SHUTDOWN);
+        } catch (...) {
+            ctx->error = std::current_exception();
+            return set_reply(response, {}, IPC_SHUTDOWN);
+        }
     }
 
+    static std::unique_ptr<IpcServer> wrap(ipc_server *s)
+    {
+        return s ? std::make_unique<IpcServer>(s) : nullptr;
+    }
+    long set(long rc) noexcept { return err_.set(rc); }
+    bool ok(long rc) noexcept { return set(rc) >= 0; }
+
     ipc_server *s_;
-    int last_error_ = 0;
+    detail::LastError err_;
 };
 
 }  // namespace ipc
-
-// Drop-in names for code written against the Barretenberg IPC module.
-namespace bb::ipc {
-using ::ipc::IpcClient;
-using ::ipc::IpcServer;
-using ::ipc::ShutdownRequested;
-}  // namespace bb::ipc
 
 #endif  // IPC_IPC_HPP

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <string>
 #include <thread>
-#include <type_traits>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -208,15 +207,6 @@ TEST(CppWrapper, SeedApiEchoesAndShutdownRequestedCarriesTheGoodbye)
     });
     EXPECT_EQ(calls, 2);
     EXPECT_EQ(WaitChild(kid), 0);
-}
-
-TEST(CppWrapper, BarretenbergNamesAreTheSameClasses)
-{
-    static_assert(std::is_same_v<bb::ipc::IpcClient, ipc::IpcClient>);
-    static_assert(std::is_same_v<bb::ipc::IpcServer, ipc::IpcServer>);
-    bb::ipc::ShutdownRequested goodbye({1, 2});
-    EXPECT_EQ(goodbye.response().size(), 2u);
-    EXPECT_EQ(bb::ipc::IpcServer::create_shm("bad name", 1), nullptr);
 }
 
 TEST(CppWrapper, OtherHandlerExceptionsStopTheServerAndPropagate)

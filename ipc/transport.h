@@ -54,13 +54,19 @@ typedef struct ipc__staging {
     bool active;  /* loaned by the transport (not staged) */
 } ipc__staging;
 
+/* Full duplex (ipc.h): one thread may send (send, try_send, loan, commit)
+ * while another receives (recv, try_recv, peek, release). The send side owns
+ * loan and loan_deadline, the receive side what the transport keeps for
+ * reading; connected is only written by connect and close. */
 struct ipc_client {
     const ipc_client_ops *ops;
     bool connected;
     bool ever_connected;
     ipc__staging loan;
     uint64_t loan_deadline; /* for a staged message's send at commit */
-    uint64_t sent_at; /* when the request now in flight was sent, or 0 */
+    /* When the oldest request in flight was sent, or 0: written by the
+     * sending and the receiving thread of a full-duplex client (ipc.c). */
+    _Atomic uint64_t sent_at;
     ipc__stats_block *stats;
 };
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds ipc with `bazel -c opt` and installs it for non-Bazel users:
 #
-#   PREFIX/include/ipc/ipc.h, ipc.hpp          the C API and its C++20 wrapper
+#   PREFIX/include/ipc/ipc.h, ipc.hpp, bb_ipc.hpp  the C API, its C++20 wrapper, bb::ipc
 #   PREFIX/lib/libipc.a                         every object of //ipc, one archive
 #   PREFIX/lib/libipc.so.X.Y.Z (+ .so.X, .so)  exports the public ipc_* functions only
 #   PREFIX/lib/pkgconfig/ipc.pc                 pkg-config --cflags --libs ipc
@@ -93,7 +93,7 @@ subst() { # template output
 }
 install -d "$prefix/include/ipc" "$prefix/lib/pkgconfig" "$prefix/lib/cmake/ipc" \
   "$prefix/bin" "$prefix/share/doc/ipc"
-install -m 644 ipc/ipc.h ipc/ipc.hpp "$prefix/include/ipc/"
+install -m 644 ipc/ipc.h ipc/ipc.hpp ipc/bb_ipc.hpp "$prefix/include/ipc/"
 install -m 644 "$work/libipc.a" "$prefix/lib/libipc.a"
 install -m 755 "$work/libipc.so.$version" "$prefix/lib/libipc.so.$version"
 ln -sfn "libipc.so.$version" "$prefix/lib/libipc.so.$major"

@@ -34,6 +34,18 @@ static ipc__shm_client *ipc__cli(ipc_client *base)
     return (ipc__shm_client *)base;
 }
 
+/* dead, read and written by both threads of a full-duplex client. Relaxed:
+ * the flag publishes nothing; whoever sets it has seen the server go. */
+static bool ipc__cli_dead(ipc__shm_client *c)
+{
+    return atomic_load_explicit(&c->dead, memory_order_relaxed);
+}
+
+static void ipc__cli_set_dead(ipc__shm_client *c, bool dead)
+{
+    atomic_store_explicit(&c->dead, dead, memory_order_relaxed);
+}
+
 static void ipc__cli_unmap(ipc__shm_client *c)
 {
     ipc__shm_bell_unmap(c->bell);
@@ -61,7 +73,7 @@ static int ipc__cli_connect(ipc_client *base)
     if (rc < 0)
         goto failed_map;
     c->max_payload = ipc__spsc_max_payload(c->seg.req.capacity);
-    c->dead = false;
+    ipc__cli_set_dead(c, false);
     return 0;
 failed_map:
     ipc__cli_unmap(c);
@@ -74,10 +86,11 @@ failed_hello:
 static bool ipc__cli_server_gone(ipc__shm_client *c)
 {
     /* Acquire [C]: pairs with the server's release in ipc__srv_drop(). */
-    if (!c->dead)
-        c->dead = atomic_load_explicit(&c->seg.hdr->server_closed, memory_order_acquire) != 0 ||
-                  ipc__fd_hung_up(c->fd);
-    return c->dead;
+    if (!ipc__cli_dead(c) &&
+        (atomic_load_explicit(&c->seg.hdr->server_closed, memory_order_acquire) != 0 ||
+         ipc__fd_hung_up(c->fd)))
+        ipc__cli_set_dead(c, true);
+    return ipc__cli_dead(c);
 }
 
 struct ipc__cli_wait {
@@ -116,7 +129,7 @@ static int ipc__cli_wait(ipc__shm_client *c, ipc__waitpoint *wp, bool (*ready)(v
         int rc = ipc__wait_until(wp, ready, w, spin, slice);
         spin = 0;
         if (ipc__cli_closed_flag(c) || (rc < 0 && ipc__cli_server_gone(c))) {
-            c->dead = true;
+            ipc__cli_set_dead(c, true);
             return -ECONNRESET;
         }
         if (rc == 0)
@@ -130,7 +143,7 @@ static int ipc__cli_wait(ipc__shm_client *c, ipc__waitpoint *wp, bool (*ready)(v
  * 0 with *p, or -EPIPE / -EMSGSIZE / -ETIMEDOUT / -EPROTO. */
 static int ipc__cli_claim(ipc__shm_client *c, size_t len, void **p, uint64_t deadline)
 {
-    if (c->dead || ipc__cli_closed_flag(c))
+    if (ipc__cli_dead(c) || ipc__cli_closed_flag(c))
         return -EPIPE;
     if (len > c->max_payload)
         return -EMSGSIZE;
@@ -190,7 +203,7 @@ static ssize_t ipc__cli_next(ipc__shm_client *c, const void **p, uint64_t deadli
         if (rc < 0)
             return rc;
         /* Replies already in the ring are delivered before the hang-up. */
-        if (c->dead || ipc__cli_closed_flag(c))
+        if (ipc__cli_dead(c) || ipc__cli_closed_flag(c))
             return -ECONNRESET;
         if (c->relay.running && ipc__now_ns() >= deadline) {
             if (ipc__cli_server_gone(c))
@@ -306,7 +319,7 @@ static void ipc__cli_close(ipc_client *base)
     c->loaned = c->peeked = false;
     ipc__cli_unmap(c);
     ipc__close_fd(&c->fd); /* the server sees the hang-up and frees the slot */
-    c->dead = false;
+    ipc__cli_set_dead(c, false);
 }
 
 static void ipc__cli_destroy(ipc_client *base)
@@ -340,6 +353,7 @@ ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)
     c->max_clients = max_clients;
     c->fd = -1;
     c->epoll_fd = -1;
+    atomic_init(&c->dead, false);
     return &c->base;
 }
 

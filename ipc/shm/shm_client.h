@@ -6,6 +6,7 @@
 #ifndef IPC_SHM_SHM_CLIENT_H
 #define IPC_SHM_SHM_CLIENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,7 +31,10 @@ typedef struct ipc__shm_client {
     ipc__shm_segment seg; /* we produce seg.req and consume seg.resp */
     ipc__shm_bell *bell;
     size_t max_payload;
-    bool dead; /* the server is gone */
+    /* The server is gone. Written by the sending and the receiving thread of
+     * a full-duplex client: relaxed atomic, as it only caches what
+     * server_closed and the socket's hang-up already said. */
+    atomic_bool dead;
     bool loaned;  /* a request is being written in place */
     bool peeked;  /* a reply is lent to the application */
     uint32_t peeked_len;

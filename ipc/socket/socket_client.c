@@ -9,14 +9,25 @@
  *   - discard counts the bytes still to drop of a frame too long for the
  *     caller's buffer;
  *   - tx holds the unsent rest of a frame whose first bytes went out.
+ *
+ * Full duplex (ipc.h): rx and discard belong to the receiving thread, tx to
+ * the sending one, except that a receive must first flush a parked tx (its
+ * reply may depend on it). tx_lock guards tx: a send holds it throughout
+ * (waiting for it no longer than its deadline); a receive takes it only when
+ * tx_parked says there is a rest, and only with
+ * trylock: if the sender holds it, the sender flushes the rest itself before
+ * its next frame, and the receive goes on reading.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc/socket/frame.h"
@@ -34,6 +45,8 @@ typedef struct ipc__socket_client {
     int fd;
     ipc_frame_reader rx;
     uint64_t discard;
+    pthread_mutex_t tx_lock;
+    atomic_bool tx_parked; /* tx holds a rest: a hint, tx is read under tx_lock */
     uint8_t *tx;
     size_t tx_off;
     size_t tx_len;
@@ -116,13 +129,34 @@ static int ipc__flush_tx(ipc__socket_client *c, uint64_t deadline)
     free(c->tx);
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
+    /* Relaxed: a hint; tx itself is handed over by tx_lock. */
+    atomic_store_explicit(&c->tx_parked, false, memory_order_relaxed);
     return 0;
+}
+
+/* Flushes what it can of a parked rest now, without waiting, unless the
+ * sending thread holds tx (then it flushes the rest itself). Whether a rest
+ * is still parked afterwards. */
+static int ipc__flush_tx_for_recv(ipc__socket_client *c, bool *still_parked)
+{
+    *still_parked = false;
+    if (!atomic_load_explicit(&c->tx_parked, memory_order_relaxed))
+        return 0;
+    if (pthread_mutex_trylock(&c->tx_lock) != 0)
+        return 0;
+    int rc = ipc__flush_tx(c, IPC_NOW);
+    if (rc == -ETIMEDOUT)
+        rc = 0; /* the socket is full: the rest goes while we receive */
+    *still_parked = c->tx_len > c->tx_off;
+    pthread_mutex_unlock(&c->tx_lock);
+    return rc;
 }
 
 /*
  * Receives while the rest of a parked frame goes out. A server pushing back
  * reads no more of our requests until we read its replies, so waiting for
- * the parked bytes to leave before reading would wait for ever.
+ * the parked bytes to leave before reading would wait for ever. tx_lock is
+ * held only for each non-blocking flush, never across the wait.
  */
 static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
                                  uint64_t deadline)
@@ -135,11 +169,11 @@ static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
             continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return ipc__peer_gone(-errno, false);
-        int rc = ipc__flush_tx(c, IPC_NOW);
+        bool parked;
+        int rc = ipc__flush_tx_for_recv(c, &parked);
         if (rc < 0)
             return rc;
-        short events = POLLIN | (c->tx_len > c->tx_off ? POLLOUT : 0);
-        rc = ipc__wait_fd(c->fd, events, deadline);
+        rc = ipc__wait_fd(c->fd, POLLIN | (parked ? POLLOUT : 0), deadline);
         if (rc < 0)
             return rc;
         if (rc == 0)
@@ -150,7 +184,8 @@ static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
 static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint64_t deadline)
 {
     ssize_t n;
-    if (c->tx_len > c->tx_off) {
+    /* Relaxed: a hint; ipc__flush_tx_for_recv() reads tx under tx_lock. */
+    if (atomic_load_explicit(&c->tx_parked, memory_order_relaxed)) {
         n = ipc__recv_pumping(c, dst, len, deadline);
     } else {
         struct iovec iov = {.iov_base = dst, .iov_len = len};
@@ -177,13 +212,13 @@ static int ipc__park_tx(ipc__socket_client *c, const uint8_t hdr[IPC_FRAME_HEADE
         memcpy(c->tx + off, (const uint8_t *)data + (len - (rest - off)), rest - off);
     c->tx_off = 0;
     c->tx_len = rest;
+    atomic_store_explicit(&c->tx_parked, true, memory_order_relaxed);
     return 0;
 }
 
-static int ipc__socket_client_send(ipc_client *base, const void *data, size_t len,
-                                   uint64_t deadline)
+static int ipc__send_frame(ipc__socket_client *c, const void *data, size_t len,
+                           uint64_t deadline)
 {
-    ipc__socket_client *c = ipc__sc(base);
     int rc = ipc__flush_tx(c, deadline);
     if (rc < 0)
         return rc;
@@ -213,6 +248,49 @@ static int ipc__socket_client_send(ipc_client *base, const void *data, size_t le
         }
     }
     return 0;
+}
+
+/* Takes tx_lock by the deadline: a receive flushing a parked rest may hold
+ * it while the socket is full. 0 or -ETIMEDOUT. Contention is rare, so the
+ * wait is sliced: pthread_mutex_timedlock takes a CLOCK_REALTIME time, and
+ * short slices keep a clock step from stretching a monotonic deadline
+ * (pthread_mutex_clocklock would not, but TSan cannot see it). */
+#define IPC_TX_LOCK_SLICE_NS (10ull * 1000 * 1000)
+
+static int ipc__lock_tx(ipc__socket_client *c, uint64_t deadline)
+{
+    int rc = pthread_mutex_trylock(&c->tx_lock);
+    if (rc != EBUSY)
+        return -rc;
+    if (deadline == IPC_FOREVER)
+        return -pthread_mutex_lock(&c->tx_lock);
+    for (;;) {
+        uint64_t now = ipc__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        uint64_t wait = deadline - now < IPC_TX_LOCK_SLICE_NS ? deadline - now
+                                                              : IPC_TX_LOCK_SLICE_NS;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + wait;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        rc = pthread_mutex_timedlock(&c->tx_lock, &ts);
+        if (rc != ETIMEDOUT)
+            return -rc;
+    }
+}
+
+static int ipc__socket_client_send(ipc_client *base, const void *data, size_t len,
+                                   uint64_t deadline)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    int rc = ipc__lock_tx(c, deadline);
+    if (rc < 0)
+        return rc;
+    rc = ipc__send_frame(c, data, len, deadline);
+    pthread_mutex_unlock(&c->tx_lock);
+    return rc;
 }
 
 /* One read into rx, of at least what the frame at its front still lacks. */
@@ -287,7 +365,8 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
                                        uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, IPC_NOW); /* the rest while receiving */
+    bool parked;
+    ssize_t rc = ipc__flush_tx_for_recv(c, &parked); /* the rest while receiving */
     if (rc < 0)
         return rc;
     if (c->discard > 0)
@@ -323,7 +402,8 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
 static ssize_t ipc__socket_client_peek(ipc_client *base, const void **msg, uint64_t deadline)
 {
     ipc__socket_client *c = ipc__sc(base);
-    ssize_t rc = ipc__flush_tx(c, IPC_NOW); /* the rest while receiving */
+    bool parked;
+    ssize_t rc = ipc__flush_tx_for_recv(c, &parked); /* the rest while receiving */
     if (rc < 0)
         return rc;
     while (c->discard > 0) {
@@ -364,6 +444,7 @@ static void ipc__socket_client_close(ipc_client *base)
     free(c->tx);
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;
+    atomic_store_explicit(&c->tx_parked, false, memory_order_relaxed);
     c->discard = 0;
 }
 
@@ -374,6 +455,7 @@ static int ipc__socket_client_fd(ipc_client *base)
 
 static void ipc__socket_client_destroy(ipc_client *base)
 {
+    pthread_mutex_destroy(&ipc__sc(base)->tx_lock);
     free(ipc__sc(base));
 }
 
@@ -400,5 +482,7 @@ ipc_client *ipc__socket_client_create(const char *path)
     }
     c->base.ops = &ipc__socket_client_ops;
     c->fd = -1;
+    pthread_mutex_init(&c->tx_lock, NULL);
+    atomic_init(&c->tx_parked, false);
     return &c->base;
 }
