@@ -1,14 +1,9 @@
 /* MPSC doorbell over per-producer SPSC rings (see mpsc.h). */
 #include "ipc/shm/mpsc.h"
 
-void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ipc__waitpoint *bell)
+void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ipc__bell *bell)
 {
     *m = (ipc__mpsc){.rings = rings, .count = count, .bell = bell, .next = 0};
-}
-
-void ipc__mpsc_ring_bell(ipc__waitpoint *bell)
-{
-    ipc__wait_notify(bell);
 }
 
 int ipc__mpsc_poll(ipc__mpsc *m)
@@ -50,7 +45,7 @@ int ipc__mpsc_wait(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64
                   uint64_t deadline_ns)
 {
     struct ipc__mpsc_wait w = {.m = m, .interrupt = interrupt, .arg = arg, .found = -1};
-    int rc = ipc__wait_until(m->bell, ipc__mpsc_ready, &w, spin_ns, deadline_ns);
+    int rc = ipc__bell_wait(m->bell, ipc__mpsc_ready, &w, spin_ns, deadline_ns);
     if (rc < 0)
         return rc;
     return w.interrupted ? IPC__MPSC_INTERRUPTED : w.found;

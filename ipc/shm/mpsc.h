@@ -3,8 +3,9 @@
  *
  * Each producer owns one ring (so producers never contend and a hostile one
  * can only corrupt its own ring). After publishing, a producer rings the
- * shared doorbell, an ipc__waitpoint the consumer sleeps on; ringing costs a
- * fence and a load unless the consumer actually sleeps.
+ * consumer's doorbell (bell.h) through an eventfd of its own; ringing costs
+ * a fence and a load unless the consumer actually sleeps, and no producer
+ * can silence another's ring.
  *
  * The consumer polls the rings round robin, starting after the ring it
  * served last, so a flooding producer cannot starve the others.
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "ipc/shm/bell.h"
 #include "ipc/shm/spsc_ring.h"
 #include "ipc/shm/wait.h"
 
@@ -29,16 +31,13 @@ extern "C" {
 typedef struct ipc__mpsc {
     ipc__spsc_ring *const *rings; /* consumer views; NULL slots are skipped */
     size_t count;
-    ipc__waitpoint *bell;
+    ipc__bell *bell;
     size_t next; /* where the next poll starts */
 } ipc__mpsc;
 
 /* rings[0 .. count) may be changed (slots filled or cleared) between calls
- * by the consumer's thread. */
-void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ipc__waitpoint *bell);
-
-/* Producer side, after ipc__spsc_publish(): wakes the consumer if it sleeps. */
-void ipc__mpsc_ring_bell(ipc__waitpoint *bell);
+ * by the consumer's thread. Producers ring bell with ipc__bell_ring(). */
+void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ipc__bell *bell);
 
 /* Index of the next ring (round robin) whose ipc__spsc_peek() will not
  * return 0: it holds a frame, or it is corrupt and peek gives -EPROTO (the
@@ -49,7 +48,8 @@ int ipc__mpsc_poll(ipc__mpsc *m);
 /* Polls, spins up to spin_ns, then sleeps on the doorbell: a ring index as
  * ipc__mpsc_poll(), IPC__MPSC_INTERRUPTED when interrupt(arg) returned true
  * (checked first; interrupt may be NULL), or -ETIMEDOUT at the absolute
- * deadline. Whoever makes interrupt() true must ring the bell afterwards. */
+ * deadline. Whoever makes interrupt() true must ring the bell afterwards
+ * (ipc__bell_ring_self() from the consumer's process). */
 int ipc__mpsc_wait(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
                   uint64_t deadline_ns);
 

@@ -21,11 +21,11 @@ using ipc_testing::Scaled;
 
 constexpr size_t kCap = 4096;
 
-// N rings plus a doorbell, all in MAP_SHARED memory so children can use
-// them; the consumer views live in the parent.
+// N rings in MAP_SHARED memory so children can use them, and a doorbell
+// with one eventfd per ring (children inherit both); the consumer views
+// live in the parent.
 struct Set {
     struct Mem {
-        ipc__waitpoint bell;
         alignas(128) ipc__spsc_shared hdr[8];
         alignas(128) uint8_t data[8][kCap];
     };
@@ -33,27 +33,36 @@ struct Set {
     size_t n;
     ipc__spsc_ring prod[8], cons[8];
     ipc__spsc_ring *views[8];
+    ipc__bell bell;
+    int efd[8];
     ipc__mpsc m;
 
     explicit Set(size_t count) : n(count)
     {
         mem = static_cast<Mem *>(ipc_testing::SharedAlloc(sizeof(Mem)));
-        ipc__waitpoint_init(&mem->bell);
+        EXPECT_EQ(ipc__bell_open(&bell, 1), 0);
         for (size_t i = 0; i < n; i++) {
+            EXPECT_EQ(ipc__bell_add(&bell, &efd[i]), 0);
             ipc__spsc_format(&mem->hdr[i], kCap);
             EXPECT_EQ(ipc__spsc_attach(&prod[i], &mem->hdr[i], mem->data[i], kCap, IPC__SPSC_PRODUCER), 0);
             EXPECT_EQ(ipc__spsc_attach(&cons[i], &mem->hdr[i], mem->data[i], kCap, IPC__SPSC_CONSUMER), 0);
             views[i] = &cons[i];
         }
-        ipc__mpsc_init(&m, views, n, &mem->bell);
+        ipc__mpsc_init(&m, views, n, &bell);
     }
-    ~Set() { munmap(mem, sizeof(Mem)); }
+    ~Set()
+    {
+        for (size_t i = 0; i < n; i++)
+            ipc__bell_remove(&bell, efd[i]);
+        ipc__bell_close(&bell);
+        munmap(mem, sizeof(Mem));
+    }
 
     int push(size_t i, uint64_t v)
     {
         int rc = ipc__spsc_push(&prod[i], &v, sizeof(v));
         if (rc == 1)
-            ipc__mpsc_ring_bell(&mem->bell);
+            ipc__bell_ring(bell.page, efd[i]);
         return rc;
     }
     uint64_t pop(size_t i)
@@ -205,7 +214,7 @@ TEST(Mpsc, WaitTimeoutAndInterrupt)
     std::thread t([&] {
         usleep(50000);
         g_interrupt = true;
-        ipc__mpsc_ring_bell(&s.mem->bell);
+        ipc__bell_ring_self(&s.bell);
     });
     uint64_t t0 = NowNs();
     EXPECT_EQ(ipc__mpsc_wait(&s.m, InterruptFn, nullptr, 0, IPC__WAIT_FOREVER), IPC__MPSC_INTERRUPTED);

@@ -1,9 +1,10 @@
 /*
  * The shared-memory client (design in docs/SHM.md).
  *
- * It connects to "\0ipc-shm/<name>", receives its segment and the server's
- * doorbell in the hello (shm_handshake.c, shm_segment.c), pushes requests
- * into its request ring and rings the doorbell. It waits for replies in
+ * It connects to "\0ipc-shm/<name>", receives its segment, the server's
+ * doorbell page and its own wake eventfd in the hello (shm_handshake.c,
+ * shm_segment.c, bell.h), pushes requests into its request ring and rings
+ * the doorbell (writes its eventfd when the server sleeps). It waits for replies in
  * slices, checking between them that the server still lives: the socket's
  * hang-up tells it the server is gone.
  */
@@ -13,21 +14,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "ipc/shm/mpsc.h"
+#include "ipc/shm/bell.h"
 #include "ipc/shm/shm_handshake.h"
 #include "ipc/shm/shm_transport.h"
 #include "ipc/unix/unix.h"
 
-/* How long connect() waits for the server's hello. */
+/* How long connect() may take in all: a full backlog retried, then the
+ * server's hello. */
 #define IPC__SHM_CONNECT_NS (10ull * 1000 * 1000 * 1000)
 /* A client waiting for the server checks its socket this often, so a dead
  * server is noticed within this bound even with no timeout. */
 #define IPC__SHM_CLIENT_SLICE_NS (50ull * 1000 * 1000)
 #define IPC__SHM_CLIENT_SPIN_NS (50ull * 1000)
-
-
+/* How often connect() retries a server whose listen backlog is full. The
+ * server's watcher thread drains the backlog as fast as it can, so a full
+ * one is a burst of connects, or a user the server refuses hammering its
+ * name (anyone can connect to an abstract name): both pass. */
+#define IPC__SHM_BUSY_PAUSE_NS (200ull * 1000)
 
 static ipc__shm_client *ipc__cli(ipc_client *base)
 {
@@ -48,31 +54,48 @@ static void ipc__cli_set_dead(ipc__shm_client *c, bool dead)
 
 static void ipc__cli_unmap(ipc__shm_client *c)
 {
-    ipc__shm_bell_unmap(c->bell);
+    ipc__bell_unmap(c->bell);
     c->bell = NULL;
+    ipc__close_fd(&c->wake_fd);
     ipc__shm_segment_unmap(&c->seg);
+}
+
+/* Dials, retrying a full backlog until the deadline: the fd or -errno. */
+static int ipc__cli_dial(ipc__shm_client *c, uint64_t deadline)
+{
+    for (;;) {
+        int rc = ipc__shm_dial(c->name);
+        if (rc != -EAGAIN || ipc__now_ns() >= deadline)
+            return rc;
+        struct timespec pause = {0, (long)IPC__SHM_BUSY_PAUSE_NS};
+        nanosleep(&pause, NULL);
+    }
 }
 
 static int ipc__cli_connect(ipc_client *base)
 {
     ipc__shm_client *c = ipc__cli(base);
-    int rc = ipc__shm_dial(c->name);
+    uint64_t deadline = ipc__now_ns() + IPC__SHM_CONNECT_NS;
+    int rc = ipc__cli_dial(c, deadline);
     if (rc < 0)
         return rc;
     c->fd = rc;
-    int fds[2];
+    int fds[IPC_SHM_HELLO_FDS];
     uint32_t id;
-    rc = ipc__shm_hello_recv(c->fd, IPC__SHM_CONNECT_NS, fds, &id);
+    uint64_t now = ipc__now_ns();
+    rc = ipc__shm_hello_recv(c->fd, deadline > now ? deadline - now : 0, fds, &id);
     if (rc < 0)
         goto failed_hello;
-    rc = ipc__shm_segment_map(&c->seg, fds[0], id, (uint32_t)c->max_clients, &c->served);
+    c->wake_fd = fds[IPC_SHM_HELLO_WAKE];
+    rc = ipc__shm_segment_map(&c->seg, fds[IPC_SHM_HELLO_SEGMENT], id, (uint32_t)c->max_clients,
+                              &c->served);
     if (rc == 0)
-        rc = ipc__shm_bell_map(fds[1], &c->bell);
-    close(fds[0]); /* the mappings keep the memory */
-    close(fds[1]);
+        rc = ipc__bell_map(fds[IPC_SHM_HELLO_BELL], IPC_SHM_VERSION, &c->bell);
+    close(fds[IPC_SHM_HELLO_SEGMENT]); /* the mappings keep the memory */
+    close(fds[IPC_SHM_HELLO_BELL]);
     if (rc < 0)
         goto failed_map;
-    c->max_payload = ipc__spsc_max_payload(c->seg.req.capacity);
+    c->max_payload = c->seg.max_request; /* what the server takes, at most the ring's */
     ipc__cli_set_dead(c, false);
     return 0;
 failed_map:
@@ -163,7 +186,7 @@ static int ipc__cli_claim(ipc__shm_client *c, size_t len, void **p, uint64_t dea
 static void ipc__cli_publish(ipc__shm_client *c, size_t len)
 {
     ipc__spsc_publish_nowake(&c->seg.req, len); /* the server sleeps on the bell */
-    ipc__mpsc_ring_bell(&c->bell->bell);
+    ipc__bell_ring(c->bell, c->wake_fd);
 }
 
 static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_t deadline)
@@ -186,7 +209,7 @@ static void ipc__cli_released(ipc__shm_client *c)
      * which orders our head store before this load: the Dekker pair [W] of
      * ipc__srv_queue(). Relaxed is enough after that fence. */
     if (atomic_load_explicit(&c->seg.hdr->want_space, memory_order_relaxed) != 0)
-        ipc__mpsc_ring_bell(&c->bell->bell);
+        ipc__bell_ring(c->bell, c->wake_fd);
 }
 
 /* The next reply in place, waiting until the deadline: its length, or
@@ -353,6 +376,7 @@ ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)
     c->max_clients = max_clients;
     c->fd = -1;
     c->epoll_fd = -1;
+    c->wake_fd = -1;
     atomic_init(&c->dead, false);
     return &c->base;
 }

@@ -29,7 +29,8 @@ typedef struct ipc__shm_client {
     uint32_t served;    /* the server's, from the last valid segment; 0 before */
     int fd;
     ipc__shm_segment seg; /* we produce seg.req and consume seg.resp */
-    ipc__shm_bell *bell;
+    const ipc__bell_page *bell; /* the server's doorbell page, read-only */
+    int wake_fd;                /* our eventfd for waking the server */
     size_t max_payload;
     /* The server is gone. Written by the sending and the receiving thread of
      * a full-duplex client: relaxed atomic, as it only caches what

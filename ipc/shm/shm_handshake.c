@@ -49,12 +49,12 @@ int ipc__shm_dial(const char *name)
     return fd;
 }
 
-int ipc__shm_hello_send(int fd, uint32_t status, uint32_t id, int seg_fd, int bell_fd)
+int ipc__shm_hello_send(int fd, uint32_t status, uint32_t id, const int fds[IPC_SHM_HELLO_FDS])
 {
     ipc__shm_hello h = {.magic = IPC_SHM_HELLO_MAGIC, .version = IPC_SHM_VERSION,
                         .status = status, .client_id = id};
-    int fds[2] = {seg_fd, bell_fd};
-    ssize_t n = ipc__send_fds(fd, &h, sizeof(h), fds, seg_fd >= 0 ? 2 : 0, MSG_DONTWAIT);
+    ssize_t n = ipc__send_fds(fd, &h, sizeof(h), fds, fds != NULL ? IPC_SHM_HELLO_FDS : 0,
+                              MSG_DONTWAIT);
     if (n < 0)
         return (int)n;
     return n == (ssize_t)sizeof(h) ? 0 : -EIO;
@@ -76,7 +76,7 @@ static int ipc__shm_hello_wait(int fd, uint64_t timeout_ns)
     }
 }
 
-int ipc__shm_hello_recv(int fd, uint64_t timeout_ns, int fds[2], uint32_t *id)
+int ipc__shm_hello_recv(int fd, uint64_t timeout_ns, int fds[IPC_SHM_HELLO_FDS], uint32_t *id)
 {
     int rc = ipc__shm_hello_wait(fd, timeout_ns);
     if (rc < 0)
@@ -92,7 +92,7 @@ int ipc__shm_hello_recv(int fd, uint64_t timeout_ns, int fds[2], uint32_t *id)
         return n == -EAGAIN ? -EPROTO : (int)n;
     bool valid = n == (ssize_t)sizeof(h) && h.magic == IPC_SHM_HELLO_MAGIC &&
                  h.version == IPC_SHM_VERSION;
-    int want = valid && h.status == 0 ? 2 : 0;
+    int want = valid && h.status == 0 ? IPC_SHM_HELLO_FDS : 0;
     if (nfds != want) {
         ipc__close_fds(got, nfds);
         rc = -EPROTO;
@@ -103,8 +103,8 @@ int ipc__shm_hello_recv(int fd, uint64_t timeout_ns, int fds[2], uint32_t *id)
         return h.status <= 4095 ? -(int)h.status : -EPROTO;
     if (rc < 0)
         return rc;
-    fds[0] = got[0];
-    fds[1] = got[1];
+    for (int i = 0; i < IPC_SHM_HELLO_FDS; i++)
+        fds[i] = got[i];
     *id = h.client_id;
     return 0;
 }

@@ -30,14 +30,19 @@ int ipc__shm_listen(const char *name);
  * -ECONNREFUSED (no server), -EAGAIN (backlog full), -EACCES or -errno. */
 int ipc__shm_dial(const char *name);
 
-/* Server: the hello with status 0 and {seg_fd, bell_fd}, or a positive
- * errno status and no fds (seg_fd < 0). 0, -EIO (short write) or -errno. */
-int ipc__shm_hello_send(int fd, uint32_t status, uint32_t id, int seg_fd, int bell_fd);
+/* The fds of a successful hello: the client's segment, the server's
+ * doorbell page (read-only to clients), and the client's own eventfd for
+ * waking the server. */
+enum { IPC_SHM_HELLO_SEGMENT, IPC_SHM_HELLO_BELL, IPC_SHM_HELLO_WAKE, IPC_SHM_HELLO_FDS };
 
-/* Client: waits up to timeout_ns for the hello and reads it: 0 with both
+/* Server: the hello with status 0 and fds[IPC_SHM_HELLO_FDS], or a positive
+ * errno status and fds NULL. 0, -EIO (short write) or -errno. */
+int ipc__shm_hello_send(int fd, uint32_t status, uint32_t id, const int fds[IPC_SHM_HELLO_FDS]);
+
+/* Client: waits up to timeout_ns for the hello and reads it: 0 with its
  * fds and the client id, or a negative errno (the server's status, -EPROTO,
  * -ETIMEDOUT, -ECONNREFUSED). */
-int ipc__shm_hello_recv(int fd, uint64_t timeout_ns, int fds[2], uint32_t *id);
+int ipc__shm_hello_recv(int fd, uint64_t timeout_ns, int fds[IPC_SHM_HELLO_FDS], uint32_t *id);
 
 #ifdef __cplusplus
 }

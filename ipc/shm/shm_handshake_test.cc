@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <gtest/gtest.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -47,29 +48,39 @@ void SendRawHello(int fd, uint32_t version, uint32_t status, const std::vector<i
 // What the client's hello_recv returns for what the server side sent.
 int ReceiveHello(SocketPair &pair)
 {
-    int fds[2];
+    int fds[IPC_SHM_HELLO_FDS];
     uint32_t id;
     int rc = ipc__shm_hello_recv(pair.client(), kTimeoutNs, fds, &id);
     if (rc == 0)
-        ipc__close_fds(fds, 2);
+        ipc__close_fds(fds, IPC_SHM_HELLO_FDS);
     return rc;
 }
 
 
-TEST(ShmHandshake, HelloWithBothFdsGivesTheClientIdAndFds)
+TEST(ShmHandshake, HelloWithItsThreeFdsGivesTheClientIdAndFds)
 {
     SocketPair pair;
-    int seg = memfd_create("seg", MFD_CLOEXEC), bell = memfd_create("bell", MFD_CLOEXEC);
-    ASSERT_EQ(ipc__shm_hello_send(pair.server(), 0, 3, seg, bell), 0);
-    int fds[2];
+    int sent[IPC_SHM_HELLO_FDS] = {memfd_create("seg", MFD_CLOEXEC),
+                                   memfd_create("bell", MFD_CLOEXEC), eventfd(0, EFD_CLOEXEC)};
+    ASSERT_EQ(ipc__shm_hello_send(pair.server(), 0, 3, sent), 0);
+    int fds[IPC_SHM_HELLO_FDS];
     uint32_t id = 0;
     ASSERT_EQ(ipc__shm_hello_recv(pair.client(), kTimeoutNs, fds, &id), 0);
     EXPECT_EQ(id, 3u);
-    EXPECT_GE(fds[0], 0);
-    EXPECT_GE(fds[1], 0);
-    ipc__close_fds(fds, 2);
-    close(seg);
-    close(bell);
+    for (int fd : fds)
+        EXPECT_GE(fd, 0);
+    ipc__close_fds(fds, IPC_SHM_HELLO_FDS);
+    ipc__close_fds(sent, IPC_SHM_HELLO_FDS);
+}
+
+TEST(ShmHandshake, HelloWithTwoFdsGivesEproto)
+{
+    // A version-1 server's hello shape: segment and doorbell only.
+    SocketPair pair;
+    std::vector<int> fds = {memfd_create("a", MFD_CLOEXEC), memfd_create("b", MFD_CLOEXEC)};
+    SendRawHello(pair.server(), IPC_SHM_VERSION, 0, fds);
+    EXPECT_EQ(ReceiveHello(pair), -EPROTO);
+    ipc__close_fds(fds.data(), (int)fds.size());
 }
 
 TEST(ShmHandshake, HelloOfAnotherProtocolVersionGivesEproto)
@@ -90,7 +101,7 @@ TEST(ShmHandshake, HelloWithTooManyFdsGivesEproto)
 {
     SocketPair pair;
     std::vector<int> fds = {memfd_create("a", MFD_CLOEXEC), memfd_create("b", MFD_CLOEXEC),
-                            memfd_create("c", MFD_CLOEXEC)};
+                            memfd_create("c", MFD_CLOEXEC), memfd_create("d", MFD_CLOEXEC)};
     SendRawHello(pair.server(), IPC_SHM_VERSION, 0, fds);
     EXPECT_EQ(ReceiveHello(pair), -EPROTO);
     ipc__close_fds(fds.data(), (int)fds.size());
@@ -99,7 +110,7 @@ TEST(ShmHandshake, HelloWithTooManyFdsGivesEproto)
 TEST(ShmHandshake, BusyStatusPassesThroughAsEagain)
 {
     SocketPair pair;
-    ASSERT_EQ(ipc__shm_hello_send(pair.server(), EAGAIN, UINT32_MAX, -1, -1), 0);
+    ASSERT_EQ(ipc__shm_hello_send(pair.server(), EAGAIN, UINT32_MAX, nullptr), 0);
     EXPECT_EQ(ReceiveHello(pair), -EAGAIN);
 }
 
@@ -122,7 +133,7 @@ TEST(ShmHandshake, HangUpInsteadOfAHelloGivesEconnrefused)
 TEST(ShmHandshake, NoHelloInTimeGivesEtimedout)
 {
     SocketPair pair;
-    int fds[2];
+    int fds[IPC_SHM_HELLO_FDS];
     uint32_t id;
     EXPECT_EQ(ipc__shm_hello_recv(pair.client(), 20ull * 1000 * 1000, fds, &id), -ETIMEDOUT);
 }

@@ -11,8 +11,9 @@
  *   12288 + R              response ring data (ring_size)
  *   12288 + 2R             end
  *
- * Doorbell (one memfd per server, 4096 bytes): magic, version, and the
- * ipc__waitpoint the server sleeps on at offset 64.
+ * Doorbell (one memfd per server, 4096 bytes, read-only to clients): magic,
+ * version, and the server's "asleep" word at offset 64 (bell.h). Each client
+ * wakes a sleeping server through an eventfd of its own.
  */
 #ifndef IPC_SHM_SHM_LAYOUT_H
 #define IPC_SHM_SHM_LAYOUT_H
@@ -21,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipc/shm/bell.h"
 #include "ipc/shm/spsc_ring.h"
 #include "ipc/shm/wait.h"
 
@@ -28,13 +30,13 @@
 extern "C" {
 #endif
 
-#define IPC_SHM_VERSION 1u
+/* 2: the header carries max_request; the doorbell is a page only the server
+ * writes, and each client wakes the server through an eventfd of its own. */
+#define IPC_SHM_VERSION 2u
 #define IPC_SHM_SEG_MAGIC 0x47534d4853435049ull   /* "IPCSHMSG" */
-#define IPC_SHM_BELL_MAGIC 0x004c4c4542435049ull  /* "IPCBELL" */
 #define IPC_SHM_HELLO_MAGIC 0x4f4c4c4548435049ull /* "IPCHELLO" */
 #define IPC_SHM_HEADER_SIZE 4096u
 #define IPC_SHM_RING_CTRL_SIZE 4096u
-#define IPC_SHM_BELL_SIZE 4096u
 
 /* Written by the server before it shares the segment; the client copies it
  * and validates the copy. Only the atomics below change afterwards. */
@@ -50,25 +52,21 @@ typedef struct ipc__shm_seg_header {
     uint32_t client_id;    /*  52 this client's slot */
     uint32_t creator_pid;  /*  56 the server's pid */
     uint32_t creator_uid;  /*  60 the server's uid */
-    uint64_t reserved[8];  /*  64 zero */
+    uint32_t max_request;  /*  64 longest request the server takes (<= ring max) */
+    uint32_t reserved32;   /*  68 zero */
+    uint64_t reserved[7];  /*  72 zero */
     /* 128: 1 once everything above is written (store-release, last). */
     alignas(64) _Atomic uint32_t ready;
     /* 132: 1 once the server dropped this client or closed. */
     _Atomic uint32_t server_closed;
     /* 192: 1 while the server holds replies it could not fit: the client
-     * rings the doorbell after freeing response space. */
+     * rings the doorbell (its eventfd) after freeing response space. */
     alignas(64) _Atomic uint32_t want_space;
 } ipc__shm_seg_header;
 
-typedef struct ipc__shm_bell {
-    uint64_t magic;   /* 0 IPC_SHM_BELL_MAGIC */
-    uint32_t version; /* 8 IPC_SHM_VERSION */
-    uint32_t reserved;
-    alignas(64) ipc__waitpoint bell; /* 64 */
-} ipc__shm_bell;
-
-/* Sent by the server on accept, with SCM_RIGHTS {segment, doorbell} when
- * status is 0. status is a positive errno otherwise (EAGAIN: no free slot). */
+/* Sent by the server on accept, with SCM_RIGHTS {segment, doorbell, the
+ * client's wake eventfd} when status is 0. status is a positive errno
+ * otherwise (EAGAIN: no free slot, EACCES: another user). */
 typedef struct ipc__shm_hello {
     uint64_t magic;
     uint32_t version;
@@ -84,7 +82,6 @@ static_assert(sizeof(ipc__shm_hello) == 24, "hello is ABI");
 _Static_assert(sizeof(ipc__shm_seg_header) == 256, "segment header is ABI");
 _Static_assert(offsetof(ipc__shm_seg_header, ready) == 128, "segment header is ABI");
 _Static_assert(offsetof(ipc__shm_seg_header, want_space) == 192, "segment header is ABI");
-_Static_assert(offsetof(ipc__shm_bell, bell) == 64, "doorbell is ABI");
 _Static_assert(sizeof(ipc__shm_hello) == 24, "hello is ABI");
 #endif
 

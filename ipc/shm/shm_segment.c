@@ -1,4 +1,4 @@
-/* Both halves of the segment and doorbell ABI (shm_layout.h, docs/SHM.md). */
+/* Both halves of the segment ABI (shm_layout.h, docs/SHM.md). */
 #include "ipc/shm/shm_segment.h"
 
 #include <errno.h>
@@ -11,7 +11,7 @@
 
 /* Writes the segment header and formats both rings; ready goes last. */
 static void ipc__shm_segment_format(ipc__shm_segment *seg, uint64_t ring, uint32_t id,
-                                    uint32_t max_clients)
+                                    uint32_t max_clients, uint64_t max_request)
 {
     ipc__shm_seg_header *h = seg->hdr;
     h->magic = IPC_SHM_SEG_MAGIC;
@@ -25,6 +25,9 @@ static void ipc__shm_segment_format(ipc__shm_segment *seg, uint64_t ring, uint32
     h->client_id = id;
     h->creator_pid = (uint32_t)getpid();
     h->creator_uid = (uint32_t)geteuid();
+    uint64_t ring_max = ipc__spsc_max_payload(ring);
+    h->max_request = (uint32_t)(max_request < ring_max ? max_request : ring_max);
+    seg->max_request = h->max_request;
     ipc__spsc_format((ipc__spsc_shared *)(seg->base + h->req_offset), ring);
     ipc__spsc_format((ipc__spsc_shared *)(seg->base + h->resp_offset), ring);
     /* Release: publishes the header and ring formats above. */
@@ -45,7 +48,7 @@ static int ipc__shm_segment_attach(ipc__shm_segment *seg, uint64_t ring, bool se
 }
 
 int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t id,
-                            uint32_t max_clients, int *fd)
+                            uint32_t max_clients, uint64_t max_request, int *fd)
 {
     size_t size = ipc__shm_segment_size(ring_size);
     void *base;
@@ -53,7 +56,7 @@ int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t 
     if (rc < 0)
         return rc;
     *seg = (ipc__shm_segment){.base = base, .size = size, .hdr = base};
-    ipc__shm_segment_format(seg, ring_size, id, max_clients);
+    ipc__shm_segment_format(seg, ring_size, id, max_clients, max_request);
     if ((rc = ipc__shm_segment_attach(seg, ring_size, true)) < 0)
         goto failed_attach;
     *fd = seg_fd;
@@ -76,7 +79,8 @@ int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t m
     if (h->segment_size != ipc__shm_segment_size(h->ring_size) || h->segment_size != file_size ||
         h->req_offset != ipc__shm_req_offset() ||
         h->resp_offset != ipc__shm_resp_offset(h->ring_size) ||
-        h->client_id != id || h->client_id >= h->max_clients)
+        h->client_id != id || h->client_id >= h->max_clients ||
+        h->max_request > ipc__spsc_max_payload(h->ring_size))
         return -EPROTO;
     if (max_clients != 0 && h->max_clients != max_clients)
         return -EINVAL;
@@ -97,6 +101,7 @@ static int ipc__shm_segment_validate(ipc__shm_segment *seg, uint32_t id, uint32_
         *served = h.max_clients;
     if (rc < 0)
         return rc;
+    seg->max_request = h.max_request;
     return ipc__shm_segment_attach(seg, h.ring_size, false) < 0 ? -EPROTO : 0;
 }
 
@@ -124,42 +129,4 @@ void ipc__shm_segment_unmap(ipc__shm_segment *seg)
     if (seg->base != NULL)
         munmap(seg->base, seg->size);
     *seg = (ipc__shm_segment){0};
-}
-
-int ipc__shm_bell_create(ipc__shm_bell **bell, int *fd)
-{
-    void *m;
-    int rc = ipc__memfd_create_sealed("ipc-shm-bell", IPC_SHM_BELL_SIZE, fd, &m);
-    if (rc < 0)
-        return rc;
-    ipc__shm_bell *b = m;
-    b->magic = IPC_SHM_BELL_MAGIC;
-    b->version = IPC_SHM_VERSION;
-    ipc__waitpoint_init(&b->bell);
-    *bell = b;
-    return 0;
-}
-
-int ipc__shm_bell_map(int fd, ipc__shm_bell **bell)
-{
-    void *m;
-    size_t size;
-    int rc = ipc__memfd_map_sealed(fd, IPC_SHM_BELL_SIZE, IPC_SHM_BELL_SIZE, &m, &size);
-    if (rc < 0)
-        return rc;
-    ipc__shm_bell *b = m;
-    uint64_t magic = b->magic; /* each field read once */
-    uint32_t version = b->version;
-    if (magic != IPC_SHM_BELL_MAGIC || version != IPC_SHM_VERSION) {
-        munmap(b, IPC_SHM_BELL_SIZE);
-        return -EPROTO;
-    }
-    *bell = b;
-    return 0;
-}
-
-void ipc__shm_bell_unmap(ipc__shm_bell *bell)
-{
-    if (bell != NULL)
-        munmap(bell, IPC_SHM_BELL_SIZE);
 }

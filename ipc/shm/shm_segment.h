@@ -1,6 +1,6 @@
 /*
- * The per-client segment and the server's doorbell, for both sides of the
- * ABI in shm_layout.h. Internal.
+ * The per-client segment, for both sides of the ABI in shm_layout.h (the
+ * server's doorbell is bell.h). Internal.
  *
  * The server creates a segment (memfd, map, format header and rings, seal,
  * attach as request consumer and response producer); the client maps the fd
@@ -28,13 +28,16 @@ typedef struct ipc__shm_segment {
     ipc__shm_seg_header *hdr;
     ipc__spsc_ring req;  /* server: consumer; client: producer */
     ipc__spsc_ring resp; /* server: producer; client: consumer */
+    uint32_t max_request; /* longest request the server takes */
 } ipc__shm_segment;
 
 /* Server: a new sealed segment for client `id` of `max_clients`, with rings
- * of ring_size bytes, formatted and attached; *fd is the memfd to pass to
- * the client (the caller closes it). 0 or -errno. */
+ * of ring_size bytes, formatted and attached; it tells the client that
+ * requests over max_request bytes (capped at what the ring carries) are
+ * refused. *fd is the memfd to pass to the client (the caller closes it).
+ * 0 or -errno. */
 int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t id,
-                            uint32_t max_clients, int *fd);
+                            uint32_t max_clients, uint64_t max_request, int *fd);
 
 /* Client: maps the segment fd received as client `id`, checks it and
  * attaches. max_clients 0 takes whatever the server serves. 0, -EPROTO (not
@@ -52,15 +55,6 @@ int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t m
 
 /* Unmaps; safe on a segment never mapped. */
 void ipc__shm_segment_unmap(ipc__shm_segment *seg);
-
-/* Server: a new sealed doorbell; *fd is kept to pass to every client. */
-int ipc__shm_bell_create(ipc__shm_bell **bell, int *fd);
-
-/* Client: maps and checks a doorbell fd. 0, -EPROTO or -errno. */
-int ipc__shm_bell_map(int fd, ipc__shm_bell **bell);
-
-/* Unmaps; safe on NULL. */
-void ipc__shm_bell_unmap(ipc__shm_bell *bell);
 
 #ifdef __cplusplus
 }

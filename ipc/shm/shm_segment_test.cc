@@ -1,4 +1,4 @@
-// Tests for both halves of the segment and doorbell ABI on real memfds: the
+// Tests for both halves of the segment ABI on real memfds: the
 // server's ipc__shm_segment_create() and the client's checks in
 // ipc__shm_segment_map(), without a socket in between.
 #include <errno.h>
@@ -18,11 +18,15 @@ namespace {
 constexpr uint64_t kRing = 4096;
 constexpr uint32_t kId = 0;
 constexpr uint32_t kMaxClients = 2;
+constexpr uint64_t kMaxRequest = 1000;
 
 // A segment as the server makes it, whose header a test may then edit.
 class ServerSegment {
   public:
-    ServerSegment() { rc_ = ipc__shm_segment_create(&seg_, kRing, kId, kMaxClients, &fd_); }
+    explicit ServerSegment(uint64_t max_request = kMaxRequest)
+    {
+        rc_ = ipc__shm_segment_create(&seg_, kRing, kId, kMaxClients, max_request, &fd_);
+    }
     ~ServerSegment()
     {
         ipc__shm_segment_unmap(&seg_);
@@ -75,7 +79,25 @@ TEST(ShmSegment, ServerFormatsEveryHeaderField)
     EXPECT_EQ(h->client_id, kId);
     EXPECT_EQ(h->creator_pid, (uint32_t)getpid());
     EXPECT_EQ(h->creator_uid, (uint32_t)geteuid());
+    EXPECT_EQ(h->max_request, kMaxRequest);
     EXPECT_EQ(server.segment()->size, ipc__shm_segment_size(kRing));
+}
+
+TEST(ShmSegment, ClientLearnsTheServersRequestLimitCappedAtTheRings)
+{
+    ServerSegment server;
+    ASSERT_EQ(server.rc(), 0);
+    ipc__shm_segment client = {};
+    ASSERT_EQ(ipc__shm_segment_map(&client, server.fd(), kId, kMaxClients, nullptr), 0);
+    EXPECT_EQ(client.max_request, kMaxRequest);
+    ipc__shm_segment_unmap(&client);
+
+    ServerSegment big(1u << 30); // more than a 4 KiB ring carries
+    ASSERT_EQ(big.rc(), 0);
+    EXPECT_EQ(big.header()->max_request, ipc__spsc_max_payload(kRing));
+    ASSERT_EQ(ipc__shm_segment_map(&client, big.fd(), kId, kMaxClients, nullptr), 0);
+    EXPECT_EQ(client.max_request, ipc__spsc_max_payload(kRing));
+    ipc__shm_segment_unmap(&client);
 }
 
 TEST(ShmSegment, ClientRejectsACorruptHeaderWithEproto)
@@ -92,6 +114,8 @@ TEST(ShmSegment, ClientRejectsACorruptHeaderWithEproto)
         {"response ring inside the header", [](ipc__shm_seg_header *h) { h->resp_offset = 64; }},
         {"another client's slot", [](ipc__shm_seg_header *h) { h->client_id = 7; }},
         {"not ready", [](ipc__shm_seg_header *h) { h->ready = 0; }},
+        {"a request limit the ring cannot carry",
+         [](ipc__shm_seg_header *h) { h->max_request = (uint32_t)ipc__spsc_max_payload(kRing) + 1; }},
     };
     for (const Case &c : cases)
         EXPECT_EQ(MapAfter(c.edit), -EPROTO) << c.what;
@@ -161,44 +185,6 @@ TEST(ShmSegment, BothSidesSeeOneRingPairWithRolesSwapped)
     ASSERT_EQ(ipc__spsc_peek(&client.resp, &p, &n), 1);
     EXPECT_EQ(std::string(static_cast<const char *>(p), n), "pong");
     ipc__shm_segment_unmap(&client);
-}
-
-TEST(ShmBell, ClientMapsWhatTheServerCreated)
-{
-    ipc__shm_bell *bell;
-    int fd;
-    ASSERT_EQ(ipc__shm_bell_create(&bell, &fd), 0);
-    ipc__shm_bell *mapped = nullptr;
-    EXPECT_EQ(ipc__shm_bell_map(fd, &mapped), 0);
-    ASSERT_NE(mapped, nullptr);
-    EXPECT_EQ(mapped->magic, IPC_SHM_BELL_MAGIC);
-    ipc__shm_bell_unmap(mapped);
-    ipc__shm_bell_unmap(bell);
-    close(fd);
-}
-
-TEST(ShmBell, ClientRejectsAnotherMagicOrVersionWithEproto)
-{
-    ipc__shm_bell *bell;
-    int fd;
-    ASSERT_EQ(ipc__shm_bell_create(&bell, &fd), 0);
-    ipc__shm_bell *mapped = nullptr;
-    bell->magic ^= 1;
-    EXPECT_EQ(ipc__shm_bell_map(fd, &mapped), -EPROTO);
-    bell->magic ^= 1;
-    bell->version = 99;
-    EXPECT_EQ(ipc__shm_bell_map(fd, &mapped), -EPROTO);
-    EXPECT_EQ(mapped, nullptr);
-    ipc__shm_bell_unmap(bell);
-    close(fd);
-}
-
-TEST(ShmBell, ClientRejectsASegmentSizedFile)
-{
-    ServerSegment server;
-    ASSERT_EQ(server.rc(), 0);
-    ipc__shm_bell *mapped = nullptr;
-    EXPECT_EQ(ipc__shm_bell_map(server.fd(), &mapped), -EPROTO);
 }
 
 }  // namespace

@@ -2,9 +2,10 @@
  * The shared-memory server (design in docs/SHM.md).
  *
  * For each accepted client it creates a segment (shm_segment.c) and passes
- * it with the server-wide doorbell in the hello (shm_handshake.c). It polls
- * the request rings round robin (no syscalls) and sleeps on the doorbell
- * when idle. Replies go into the response ring; a reply that does not fit is
+ * it in the hello (shm_handshake.c) with the doorbell page and an eventfd of
+ * the client's own for waking the server (bell.h): nothing a client can
+ * write is shared with another client. It polls the request rings round
+ * robin (no syscalls) and sleeps on the doorbell when idle. Replies go into the response ring; a reply that does not fit is
  * queued privately and flushed later, so a client that stops reading never
  * blocks the server.
  *
@@ -23,7 +24,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "ipc/shm/fd_relay.h"
+#include "ipc/shm/bell.h"
 #include "ipc/shm/mpsc.h"
 #include "ipc/shm/shm_handshake.h"
 #include "ipc/shm/shm_layout.h"
@@ -32,11 +33,15 @@
 #include "ipc/shm/wait.h"
 #include "ipc/unix/unix.h"
 
-/* The server re-polls at least this often: bounds the delay if a client
- * scribbles over the shared doorbell, and retries a failed accept. */
+/* The server re-polls at least this often: a safety net (no wake-up can be
+ * lost, bell.h), and the retry of a failed accept. */
 #define IPC__SHM_SERVER_SLICE_NS (250ull * 1000 * 1000)
 /* epoll tags besides slot indices. */
 #define IPC__TAG_LISTEN (UINT64_MAX - 1)
+/* The watcher accepts at most this many connections between two looks at
+ * the clients' sockets, and retries this long after accept failed. */
+#define IPC__ACCEPT_BATCH 64
+#define IPC__ACCEPT_RETRY_NS (62ull * 1000 * 1000)
 #define IPC__TAG_STOP UINT64_MAX
 
 typedef struct ipc__shm_out {
@@ -48,8 +53,10 @@ typedef struct ipc__shm_out {
 typedef struct ipc__shm_slot {
     int fd; /* rendezvous socket; -1 when the slot is free */
     ipc__shm_segment seg; /* we consume seg.req and produce seg.resp */
+    int wake_fd;          /* the client's eventfd in our doorbell's epoll set */
     ipc__shm_out *out_head, *out_tail; /* replies that did not fit */
-    size_t out_bytes;
+    size_t out_cost;    /* what they cost us: ipc__out_cost() summed */
+    bool paused;        /* queue at its bound: requests left in the ring */
     bool peeked;        /* a request is lent to the application */
     bool doomed;        /* dropped while lent: finish at release */
     uint32_t peeked_len;
@@ -69,14 +76,14 @@ typedef struct ipc__shm_server {
     size_t n_clients;
     size_t n_out; /* slots with queued replies */
     int listen_fd, epoll_fd, stop_fd;
-    int bell_fd;                    /* kept for every hello; lives until destroy */
-    _Atomic(ipc__shm_bell *) bell;  /* read by wake(), maybe from a signal handler */
+    ipc__bell bell; /* opened at the first listen, lives until destroy (wake) */
     pthread_t watcher;
     bool watcher_running;
-    bool accept_retry; /* accept failed for lack of fds or memory: retry */
+    pthread_mutex_t admit_mu; /* guards admit, admit_n */
+    int *admit;      /* watcher -> main: accepted, checked, waiting for a slot */
+    size_t admit_n;
     _Atomic uint32_t admin_pending;
     _Atomic uint32_t accept_pending;
-    ipc__fd_relay relay; /* running once ipc_server_fd() was asked for */
 } ipc__shm_server;
 
 static ipc__shm_server *ipc__srv(ipc_server *base)
@@ -84,10 +91,13 @@ static ipc__shm_server *ipc__srv(ipc_server *base)
     return (ipc__shm_server *)base;
 }
 
-static ipc__waitpoint *ipc__srv_bell(ipc__shm_server *s)
+/* The longest request taken now. A client was told the limit in force when
+ * it connected; one sending more (it was told more before run() lowered
+ * the limit, or it ignores what it was told) is dropped, as on sockets:
+ * a request is never consumed without an answer. */
+static size_t ipc__srv_limit(ipc__shm_server *s)
 {
-    /* Acquire [B]: pairs with the release in ipc__srv_make_bell(). */
-    return &atomic_load_explicit(&s->bell, memory_order_acquire)->bell;
+    return s->base.max_message;
 }
 
 static ipc__shm_slot *ipc__srv_slot(ipc__shm_server *s, int id)
@@ -107,7 +117,37 @@ static void ipc__srv_free_out(ipc__shm_server *s, ipc__shm_slot *sl)
         free(o);
     }
     sl->out_tail = NULL;
-    sl->out_bytes = 0;
+    sl->out_cost = 0;
+}
+
+/* What one queued reply of len bytes really costs: the payload, our node,
+ * and the allocator's chunk header and rounding (glibc: 8 bytes of header,
+ * 16-byte steps, 32 at least). An empty reply is not free. */
+static size_t ipc__out_cost(size_t len)
+{
+    size_t n = (sizeof(ipc__shm_out) + len + sizeof(size_t) + 15) & ~(size_t)15;
+    return n < 32 ? 32 : n;
+}
+
+/* Back-pressure: a client whose queued replies reach max_pending_output is
+ * served no more requests (they wait in its ring, so its sends block) until
+ * the queue drains below the bound. Reading, however slowly, drains it. */
+static void ipc__srv_pause(ipc__shm_server *s, int id)
+{
+    ipc__shm_slot *sl = &s->slots[id];
+    if (!sl->paused && sl->out_cost >= ipc__pending_limit(&s->base)) {
+        sl->paused = true;
+        s->views[id] = NULL;
+    }
+}
+
+static void ipc__srv_resume(ipc__shm_server *s, int id)
+{
+    ipc__shm_slot *sl = &s->slots[id];
+    if (sl->paused && sl->out_cost < ipc__pending_limit(&s->base) && !sl->doomed) {
+        sl->paused = false;
+        s->views[id] = &sl->seg.req;
+    }
 }
 
 /* Drops a client: its half-written frames go with the segment. */
@@ -129,9 +169,10 @@ static void ipc__srv_drop(ipc__shm_server *s, int id)
     ipc__wait_notify(&sl->seg.req.shared->space);
     (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, sl->fd, NULL);
     ipc__close_fd(&sl->fd);
+    ipc__bell_remove(&s->bell, sl->wake_fd);
     ipc__shm_segment_unmap(&sl->seg);
     ipc__srv_free_out(s, sl);
-    *sl = (ipc__shm_slot){.fd = -1};
+    *sl = (ipc__shm_slot){.fd = -1, .wake_fd = -1};
     s->n_clients--;
     ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
     ipc__stat_add(s->base.stats.block, IPC__STAT_RECLAIMS, 1);
@@ -156,16 +197,22 @@ static int ipc__srv_epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
 static int ipc__srv_open_slot(ipc__shm_server *s, int id, int fd)
 {
     ipc__shm_slot *sl = &s->slots[id];
-    *sl = (ipc__shm_slot){.fd = -1};
+    *sl = (ipc__shm_slot){.fd = -1, .wake_fd = -1};
     int seg_fd, rc = ipc__shm_segment_create(&sl->seg, s->base.options.ring_size, (uint32_t)id,
-                                             (uint32_t)s->max_clients, &seg_fd);
+                                             (uint32_t)s->max_clients, ipc__srv_limit(s),
+                                             &seg_fd);
     if (rc < 0)
         return rc;
+    if ((rc = ipc__bell_add(&s->bell, &sl->wake_fd)) < 0)
+        goto failed_wake;
     atomic_store_explicit(&s->hints[id], 0, memory_order_relaxed);
     if ((rc = ipc__srv_epoll_add(s->epoll_fd, fd, EPOLLIN | EPOLLRDHUP | EPOLLET,
                                  (uint64_t)id)) < 0)
         goto failed_epoll;
-    if ((rc = ipc__shm_hello_send(fd, 0, (uint32_t)id, seg_fd, s->bell_fd)) < 0)
+    int fds[IPC_SHM_HELLO_FDS] = {[IPC_SHM_HELLO_SEGMENT] = seg_fd,
+                                  [IPC_SHM_HELLO_BELL] = s->bell.page_fd,
+                                  [IPC_SHM_HELLO_WAKE] = sl->wake_fd};
+    if ((rc = ipc__shm_hello_send(fd, 0, (uint32_t)id, fds)) < 0)
         goto failed_hello;
     close(seg_fd); /* the mapping keeps the memory; the client has its own fd */
     sl->fd = fd;
@@ -177,8 +224,10 @@ static int ipc__srv_open_slot(ipc__shm_server *s, int id, int fd)
 failed_hello:
     (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
 failed_epoll:
+    ipc__bell_remove(&s->bell, sl->wake_fd);
+failed_wake:
     ipc__shm_segment_unmap(&sl->seg);
-    *sl = (ipc__shm_slot){.fd = -1};
+    *sl = (ipc__shm_slot){.fd = -1, .wake_fd = -1};
     close(seg_fd);
     return rc;
 }
@@ -213,14 +262,10 @@ static void ipc__srv_sweep(ipc__shm_server *s)
     }
 }
 
-static void ipc__srv_accept_one(ipc__shm_server *s, int fd)
+/* Gives a connection the watcher accepted and checked a slot, or tells it
+ * "busy". Server thread. */
+static void ipc__srv_admit(ipc__shm_server *s, int fd)
 {
-    int rc = ipc__peer_ok(fd);
-    if (rc < 0) {
-        (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, -1, -1);
-        close(fd);
-        return;
-    }
     int id = ipc__srv_free_slot(s);
     if (id < 0) {
         /* "A closed client's slot is free again at once": its hang-up may
@@ -228,28 +273,71 @@ static void ipc__srv_accept_one(ipc__shm_server *s, int fd)
         ipc__srv_sweep(s);
         id = ipc__srv_free_slot(s);
     }
-    rc = id < 0 ? -EAGAIN : ipc__srv_open_slot(s, id, fd);
+    int rc = id < 0 ? -EAGAIN : ipc__srv_open_slot(s, id, fd);
     if (rc < 0) {
-        (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, -1, -1);
+        (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, NULL);
         close(fd);
     }
 }
 
-static void ipc__srv_accept_all(ipc__shm_server *s)
+/* Takes what the watcher queued for a slot. Server thread. */
+static void ipc__srv_admit_all(ipc__shm_server *s)
 {
-    s->accept_retry = false;
+    int fds[64];
     for (;;) {
+        pthread_mutex_lock(&s->admit_mu);
+        size_t n = s->admit_n < 64 ? s->admit_n : 64;
+        s->admit_n -= n;
+        memcpy(fds, s->admit + s->admit_n, n * sizeof(int));
+        pthread_mutex_unlock(&s->admit_mu);
+        if (n == 0)
+            return;
+        for (size_t i = 0; i < n; i++)
+            ipc__srv_admit(s, fds[i]);
+    }
+}
+
+/* Watcher: queues an accepted connection of an allowed user for a slot;
+ * false when max_clients already wait. */
+static bool ipc__srv_admit_push(ipc__shm_server *s, int fd)
+{
+    pthread_mutex_lock(&s->admit_mu);
+    bool room = s->admit_n < s->max_clients;
+    if (room)
+        s->admit[s->admit_n++] = fd;
+    pthread_mutex_unlock(&s->admit_mu);
+    return room;
+}
+
+/* Watcher: accepts a batch and refuses other users at once. Anyone can
+ * connect to an abstract name, so this runs off the serving thread: a user
+ * we refuse, connecting in a loop, costs the clients we serve nothing and
+ * is drained as fast as it connects. The listener is level-triggered, so a
+ * backlog longer than one batch comes back at the next epoll_wait. Returns
+ * whether a connection waits for a slot; *failed when accept ran out of
+ * fds or memory (the watcher retries later). */
+static bool ipc__srv_watch_accept(ipc__shm_server *s, bool *failed)
+{
+    bool queued = false;
+    for (int k = 0; k < IPC__ACCEPT_BATCH; k++) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd >= 0) {
-            ipc__srv_accept_one(s, fd);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            *failed = errno != EAGAIN && errno != EWOULDBLOCK;
+            break;
+        }
+        int rc = ipc__peer_ok(fd);
+        if (rc == 0)
+            rc = ipc__srv_admit_push(s, fd) ? 0 : -EAGAIN;
+        if (rc < 0) {
+            (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, NULL);
+            close(fd);
             continue;
         }
-        if (errno == EINTR || errno == ECONNABORTED)
-            continue;
-        /* EMFILE, ENOMEM...: the edge is consumed, so retry on a timer. */
-        s->accept_retry = errno != EAGAIN && errno != EWOULDBLOCK;
-        return;
+        queued = true;
     }
+    return queued;
 }
 
 /* Table changes requested by the watcher; main thread only. */
@@ -258,9 +346,8 @@ static void ipc__srv_admin(ipc__shm_server *s)
     /* Relaxed first look: the hot path then pays no locked instruction.
      * Acquire [A] on the exchange pairs with the watcher's release store and
      * publishes its hints. */
-    if ((atomic_load_explicit(&s->admin_pending, memory_order_relaxed) == 0 ||
-         atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0) &&
-        !s->accept_retry)
+    if (atomic_load_explicit(&s->admin_pending, memory_order_relaxed) == 0 ||
+        atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0)
         return;
     for (size_t i = 0; i < s->max_clients; i++) {
         /* Relaxed: ordered by the admin_pending acquire above. A hint is
@@ -269,49 +356,81 @@ static void ipc__srv_admin(ipc__shm_server *s)
             s->slots[i].fd >= 0 && ipc__fd_hung_up(s->slots[i].fd))
             ipc__srv_drop(s, (int)i);
     }
-    if (atomic_exchange_explicit(&s->accept_pending, 0, memory_order_relaxed) || s->accept_retry)
-        ipc__srv_accept_all(s);
+    if (atomic_exchange_explicit(&s->accept_pending, 0, memory_order_relaxed))
+        ipc__srv_admit_all(s);
+}
+
+/* Watcher: out of fds or memory, accept would fail at once again and the
+ * level-triggered listener would spin us: leave it out for a while. */
+static void ipc__srv_listener_pause(ipc__shm_server *s, bool pause)
+{
+    if (pause)
+        (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, s->listen_fd, NULL);
+    else
+        (void)ipc__srv_epoll_add(s->epoll_fd, s->listen_fd, EPOLLIN, IPC__TAG_LISTEN);
 }
 
 static void *ipc__srv_watch(void *arg)
 {
     ipc__shm_server *s = arg;
     struct epoll_event ev[32];
+    bool paused = false;
+    uint64_t resume_at = 0;
     for (;;) {
-        int n = epoll_wait(s->epoll_fd, ev, 32, -1);
+        if (paused && ipc__now_ns() >= resume_at)
+            ipc__srv_listener_pause(s, paused = false);
+        int n = epoll_wait(s->epoll_fd, ev, 32, paused ? ipc__poll_ms(resume_at) : -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             return NULL;
         }
+        bool work = false;
         for (int i = 0; i < n; i++) {
             uint64_t tag = ev[i].data.u64;
             if (tag == IPC__TAG_STOP)
                 return NULL;
             /* Relaxed: published by the admin_pending release below. */
-            if (tag == IPC__TAG_LISTEN)
-                atomic_store_explicit(&s->accept_pending, 1, memory_order_relaxed);
-            else if (tag < s->max_clients)
+            if (tag == IPC__TAG_LISTEN) {
+                bool failed = false;
+                if (ipc__srv_watch_accept(s, &failed)) {
+                    atomic_store_explicit(&s->accept_pending, 1, memory_order_relaxed);
+                    work = true;
+                }
+                if (failed && !paused) {
+                    ipc__srv_listener_pause(s, paused = true);
+                    resume_at = ipc__now_ns() + IPC__ACCEPT_RETRY_NS;
+                }
+            } else if (tag < s->max_clients) {
                 atomic_store_explicit(&s->hints[tag], 1, memory_order_relaxed);
+                work = true;
+            }
         }
+        if (!work)
+            continue; /* only refused connections: nothing for the server */
         /* Release [A]: publishes the hints above to ipc__srv_admin(). */
         atomic_store_explicit(&s->admin_pending, 1, memory_order_release);
-        ipc__mpsc_ring_bell(ipc__srv_bell(s));
+        ipc__bell_ring_self(&s->bell);
     }
 }
 
-/* Pushes queued replies of one slot; <0 when its ring is corrupt. */
-static int ipc__srv_flush_slot(ipc__shm_server *s, ipc__shm_slot *sl)
+/* Pushes queued replies of slot id; <0 when its ring is corrupt. */
+static int ipc__srv_flush_slot(ipc__shm_server *s, int id)
 {
+    ipc__shm_slot *sl = &s->slots[id];
+    int rc = 0;
     while (sl->out_head != NULL) {
         ipc__shm_out *o = sl->out_head;
-        int rc = ipc__spsc_push(&sl->seg.resp, o->data, o->len);
-        if (rc <= 0)
-            return rc;
+        if ((rc = ipc__spsc_push(&sl->seg.resp, o->data, o->len)) <= 0)
+            break;
         sl->out_head = o->next;
-        sl->out_bytes -= o->len;
+        sl->out_cost -= ipc__out_cost(o->len);
         free(o);
     }
+    if (rc >= 0)
+        ipc__srv_resume(s, id);
+    if (sl->out_head != NULL)
+        return rc;
     sl->out_tail = NULL;
     s->n_out--;
     /* Relaxed: a client seeing a stale 1 only rings the doorbell once too
@@ -324,7 +443,7 @@ static void ipc__srv_flush_all(ipc__shm_server *s)
 {
     for (size_t i = 0; i < s->max_clients && s->n_out != 0; i++)
         if (s->slots[i].fd >= 0 && s->slots[i].out_head != NULL &&
-            ipc__srv_flush_slot(s, &s->slots[i]) < 0)
+            ipc__srv_flush_slot(s, (int)i) < 0)
             ipc__srv_kick(s, (int)i);
 }
 
@@ -351,25 +470,33 @@ static bool ipc__srv_interrupt(void *arg)
            (s->n_out != 0 && ipc__srv_flushable(s));
 }
 
-/* Confirms that ring id has a valid frame; drops the client if corrupt. */
+/* The next request of slot id: 1 with it, 0 with none; a corrupt ring or
+ * a request over the limit drops the client (-EPROTO / -EMSGSIZE). */
+static int ipc__srv_next(ipc__shm_server *s, int id, const void **p, uint32_t *n)
+{
+    int rc = ipc__spsc_peek(&s->slots[id].seg.req, p, n);
+    if (rc == 1 && *n > ipc__srv_limit(s))
+        rc = -EMSGSIZE;
+    if (rc < 0)
+        ipc__srv_kick(s, id);
+    return rc;
+}
+
+/* Confirms that ring id has a valid frame; drops the client if not. */
 static bool ipc__srv_frame_ready(ipc__shm_server *s, int id)
 {
     const void *p;
     uint32_t n;
-    int rc = ipc__spsc_peek(&s->slots[id].seg.req, &p, &n);
-    if (rc < 0)
-        ipc__srv_kick(s, id);
-    return rc == 1;
+    return ipc__srv_next(s, id, &p, &n) == 1;
 }
 
 static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
 {
     ipc__shm_server *s = ipc__srv(base);
+    bool drained = false;
     for (;;) {
         if (ipc__stop_seen(&s->base))
             return -ECANCELED;
-        /* Read before the look below: see fd_relay.h. */
-        uint32_t seen = s->relay.running ? ipc__relay_seq(&s->relay) : 0;
         ipc__srv_admin(s);
         if (s->n_out != 0)
             ipc__srv_flush_all(s);
@@ -379,15 +506,18 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
                 return id;
             continue;
         }
-        if (s->relay.running && ipc__now_ns() >= deadline) {
-            /* An event loop polls our fd: make it readable on the next bell. */
-            ipc__relay_drain(&s->relay);
-            ipc__relay_arm(&s->relay, seen);
-            return -ETIMEDOUT;
+        if (s->bell.held && ipc__now_ns() >= deadline) {
+            /* An event loop polls our fd. Empty it, then look once more:
+             * a ring before the drain is seen by that look, one after it
+             * leaves the fd readable. */
+            if (drained)
+                return -ETIMEDOUT;
+            ipc__bell_drain(&s->bell);
+            drained = true;
+            continue;
         }
         /* A passed deadline still gets one look in ipc__mpsc_wait(). */
-        uint64_t slice_ns = IPC__SHM_SERVER_SLICE_NS / (s->accept_retry ? 4 : 1);
-        uint64_t slice = ipc__min_u64(deadline, ipc__now_ns() + slice_ns);
+        uint64_t slice = ipc__min_u64(deadline, ipc__now_ns() + IPC__SHM_SERVER_SLICE_NS);
         id = ipc__mpsc_wait(&s->mpsc, ipc__srv_interrupt, s, s->base.options.spin_ns, slice);
         if (id >= 0 && ipc__srv_frame_ready(s, id))
             return id;
@@ -404,13 +534,9 @@ static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t 
         return -ENOENT;
     const void *p;
     uint32_t n;
-    int rc = ipc__spsc_peek(&sl->seg.req, &p, &n);
-    if (rc == 0)
-        return -EAGAIN;
-    if (rc < 0) {
-        ipc__srv_kick(s, client_id);
-        return rc;
-    }
+    int rc = ipc__srv_next(s, client_id, &p, &n);
+    if (rc <= 0)
+        return rc == 0 ? -EAGAIN : rc;
     if (n > max_len) {
         ipc__spsc_release(&sl->seg.req);
         return -EMSGSIZE;
@@ -421,11 +547,14 @@ static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t 
     return (ssize_t)n;
 }
 
-/* Queues a reply that does not fit the ring now. */
+/* Queues a reply that does not fit the ring now. The queue pauses the
+ * client at max_pending_output (ipc__srv_pause), so one reply per request
+ * never gets near twice that; only an application sending many replies
+ * per request to a client that does not read gets the client dropped. */
 static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t len)
 {
     ipc__shm_slot *sl = &s->slots[id];
-    if (sl->out_bytes + len > ipc__pending_limit(&s->base)) {
+    if (sl->out_cost >= 2 * ipc__pending_limit(&s->base)) {
         ipc__srv_kick(s, id);
         return -ENOBUFS;
     }
@@ -436,14 +565,14 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
     o->len = len;
     if (len != 0)
         memcpy(o->data, data, len);
+    sl->out_cost += ipc__out_cost(len);
+    ipc__srv_pause(s, id);
     if (sl->out_tail != NULL) {
         sl->out_tail->next = o;
         sl->out_tail = o;
-        sl->out_bytes += len;
         return 0;
     }
     sl->out_head = sl->out_tail = o;
-    sl->out_bytes = len;
     s->n_out++;
     /* [W] Dekker with the client's recv (ipc__cli_released): it stores
      * head, fences (inside ipc__wait_notify) and reads want_space; we store
@@ -451,7 +580,7 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
      * the other: either the flush succeeds or the client rings the bell. */
     atomic_store_explicit(&sl->seg.hdr->want_space, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    if (ipc__srv_flush_slot(s, sl) < 0) {
+    if (ipc__srv_flush_slot(s, id) < 0) {
         ipc__srv_kick(s, id);
         return -ECONNRESET;
     }
@@ -498,34 +627,21 @@ static int ipc__srv_flush(ipc_server *base, uint64_t deadline)
         if (now >= deadline)
             return -ETIMEDOUT;
         uint64_t slice = ipc__min_u64(deadline, now + IPC__SHM_SERVER_SLICE_NS);
-        (void)ipc__wait_until(ipc__srv_bell(s), ipc__srv_flush_ready, s, s->base.options.spin_ns,
-                             slice);
+        (void)ipc__bell_wait(&s->bell, ipc__srv_flush_ready, s, s->base.options.spin_ns, slice);
     }
 }
 
 static void ipc__srv_wake(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
-    /* Async-signal-safe: an atomic load, a fence, an atomic add, a futex.
-     * Acquire [B]: pairs with the release in ipc__srv_make_bell(). */
-    ipc__shm_bell *b = atomic_load_explicit(&s->bell, memory_order_acquire);
-    if (b != NULL)
-        ipc__wait_notify(&b->bell);
+    /* Async-signal-safe: an atomic load and a write(2). */
+    ipc__bell_ring_self(&s->bell);
 }
 
-/* The doorbell outlives close() so that wake() never touches freed memory. */
+/* The doorbell outlives close() so that wake() never writes a closed fd. */
 static int ipc__srv_make_bell(ipc__shm_server *s)
 {
-    if (atomic_load_explicit(&s->bell, memory_order_relaxed) != NULL)
-        return 0;
-    ipc__shm_bell *b;
-    int rc = ipc__shm_bell_create(&b, &s->bell_fd);
-    if (rc < 0)
-        return rc;
-    /* Release [B]: publishes the formatted doorbell to ipc__srv_bell() and
-     * ipc__srv_wake() (acquire), which may run in a signal handler. */
-    atomic_store_explicit(&s->bell, b, memory_order_release);
-    return 0;
+    return s->bell.page != NULL ? 0 : ipc__bell_open(&s->bell, IPC_SHM_VERSION);
 }
 
 /* The watcher takes no signals: they belong to the application's threads. */
@@ -564,14 +680,12 @@ static int ipc__srv_listen(ipc_server *base)
         rc = -errno;
         goto failed_epoll;
     }
-    if ((rc = ipc__srv_epoll_add(s->epoll_fd, s->listen_fd, EPOLLIN | EPOLLET,
-                                 IPC__TAG_LISTEN)) < 0 ||
+    if ((rc = ipc__srv_epoll_add(s->epoll_fd, s->listen_fd, EPOLLIN, IPC__TAG_LISTEN)) < 0 ||
         (rc = ipc__srv_epoll_add(s->epoll_fd, s->stop_fd, EPOLLIN, IPC__TAG_STOP)) < 0)
         goto failed_stop;
     atomic_store_explicit(&s->admin_pending, 0, memory_order_relaxed);
     atomic_store_explicit(&s->accept_pending, 0, memory_order_relaxed);
-    s->accept_retry = false;
-    ipc__mpsc_init(&s->mpsc, s->views, s->max_clients, ipc__srv_bell(s));
+    ipc__mpsc_init(&s->mpsc, s->views, s->max_clients, &s->bell);
     if ((rc = ipc__srv_start_watcher(s)) < 0)
         goto failed_stop;
     return 0;
@@ -587,8 +701,9 @@ failed_listen:
 static void ipc__srv_close(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
-    ipc__relay_stop(&s->relay);
     ipc__srv_stop_watcher(s);
+    ipc__close_fds(s->admit, (int)s->admit_n); /* they see "no server": retry */
+    s->admit_n = 0;
     for (size_t i = 0; i < s->max_clients; i++) {
         s->slots[i].peeked = false; /* nothing may be lent past close */
         if (s->slots[i].fd >= 0)
@@ -604,9 +719,9 @@ static void ipc__srv_close(ipc_server *base)
 static void ipc__srv_destroy(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
-    ipc__shm_bell *b = atomic_load_explicit(&s->bell, memory_order_relaxed);
-    ipc__shm_bell_unmap(b);
-    ipc__close_fd(&s->bell_fd);
+    ipc__bell_close(&s->bell);
+    pthread_mutex_destroy(&s->admit_mu);
+    free(s->admit);
     free(s->pfds);
     free((void *)s->hints);
     free(s->views);
@@ -621,13 +736,9 @@ static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
     if (sl == NULL)
         return -ENOENT;
     uint32_t n;
-    int rc = ipc__spsc_peek(&sl->seg.req, msg, &n);
-    if (rc == 0)
-        return -EAGAIN;
-    if (rc < 0) {
-        ipc__srv_kick(s, client_id);
-        return rc;
-    }
+    int rc = ipc__srv_next(s, client_id, msg, &n);
+    if (rc <= 0)
+        return rc == 0 ? -EAGAIN : rc;
     sl->peeked = true;
     sl->peeked_len = n;
     return (ssize_t)n;
@@ -702,13 +813,9 @@ static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
 static int ipc__srv_fd(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
-    if (!s->relay.running) {
-        int rc = ipc__relay_start(&s->relay, ipc__srv_bell(s));
-        if (rc < 0)
-            return rc;
-        ipc__relay_signal_now(&s->relay); /* work may already be waiting */
-    }
-    return s->relay.efd;
+    if (!s->bell.held)
+        ipc__bell_ring_self(&s->bell); /* work may already be waiting */
+    return ipc__bell_hold(&s->bell);
 }
 
 static const ipc_server_ops ipc__shm_server_ops = {
@@ -742,7 +849,10 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
     s->views = calloc(max_clients, sizeof(*s->views));
     s->hints = calloc(max_clients, sizeof(*s->hints));
     s->pfds = calloc(max_clients, sizeof(*s->pfds));
-    if (s->slots == NULL || s->views == NULL || s->hints == NULL || s->pfds == NULL) {
+    s->admit = calloc(max_clients, sizeof(*s->admit));
+    if (s->slots == NULL || s->views == NULL || s->hints == NULL || s->pfds == NULL ||
+        s->admit == NULL) {
+        free(s->admit);
         free(s->pfds);
         free((void *)s->hints);
         free(s->views);
@@ -751,13 +861,14 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
         return NULL;
     }
     for (size_t i = 0; i < max_clients; i++)
-        s->slots[i].fd = -1;
+        s->slots[i] = (ipc__shm_slot){.fd = -1, .wake_fd = -1};
+    pthread_mutex_init(&s->admit_mu, NULL);
     s->base.ops = &ipc__shm_server_ops;
     s->base.options = *resolved;
     atomic_init(&s->base.stop_requested, 0);
     memcpy(s->name, name, strlen(name) + 1);
     s->max_clients = max_clients;
-    s->listen_fd = s->epoll_fd = s->stop_fd = s->bell_fd = -1;
-    atomic_init(&s->bell, NULL);
+    s->listen_fd = s->epoll_fd = s->stop_fd = -1;
+    ipc__bell_init(&s->bell);
     return &s->base;
 }

@@ -27,7 +27,7 @@ static long ipc__futex(_Atomic uint32_t *addr, int op, uint32_t val,
 }
 
 /* Spins until ready, the spin budget or the deadline runs out. */
-static bool ipc__spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64_t deadline_ns)
+bool ipc__wait_spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64_t deadline_ns)
 {
     if (spin_ns == 0)
         return false;
@@ -93,7 +93,7 @@ static int ipc__sleep(ipc__waitpoint *w, bool (*ready)(void *), void *arg, uint6
 int ipc__wait_until(ipc__waitpoint *w, bool (*ready)(void *arg), void *arg, uint64_t spin_ns,
                    uint64_t deadline_ns)
 {
-    if (ready(arg) || ipc__spin(ready, arg, spin_ns, deadline_ns))
+    if (ready(arg) || ipc__wait_spin(ready, arg, spin_ns, deadline_ns))
         return 0;
     int rc = ipc__sleep(w, ready, arg, deadline_ns);
     /* A last look: the state may have turned ready right at the deadline. */

@@ -61,6 +61,11 @@ void ipc__waitpoint_init(ipc__waitpoint *w);
 int ipc__wait_until(ipc__waitpoint *w, bool (*ready)(void *arg), void *arg,
                    uint64_t spin_ns, uint64_t deadline_ns);
 
+/* The spin phase alone: true as soon as ready(arg), false once spin_ns (0:
+ * at once) or the deadline passed. For waits that sleep on something else
+ * than a waitpoint (bell.h). */
+bool ipc__wait_spin(bool (*ready)(void *arg), void *arg, uint64_t spin_ns, uint64_t deadline_ns);
+
 /* Wakes every sleeper of w. Call it after the store that makes ready() true
  * (any memory order: the fence inside orders it). */
 void ipc__wait_notify(ipc__waitpoint *w);

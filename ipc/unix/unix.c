@@ -242,7 +242,9 @@ ssize_t ipc__recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, in
 
 /* ------------------------------------------------------ sealed memfds */
 
-int ipc__memfd_create_sealed(const char *tag, size_t size, int *fd, void **map)
+/* Mapped before sealing: F_SEAL_FUTURE_WRITE leaves the mapping that
+ * exists writable and refuses every later one. */
+static int ipc__memfd_create(const char *tag, size_t size, int seals, int *fd, void **map)
 {
     int mfd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (mfd < 0)
@@ -254,21 +256,33 @@ int ipc__memfd_create_sealed(const char *tag, size_t size, int *fd, void **map)
     }
     if ((rc = -posix_fallocate(mfd, 0, (off_t)size)) < 0)
         goto failed_size;
-    if (fcntl(mfd, F_ADD_SEALS, IPC__SEALS) < 0) {
-        rc = -errno;
-        goto failed_size;
-    }
     void *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
     if (m == MAP_FAILED) {
         rc = -errno;
         goto failed_size;
     }
+    if (fcntl(mfd, F_ADD_SEALS, seals) < 0) {
+        rc = -errno;
+        goto failed_map;
+    }
     *fd = mfd;
     *map = m;
     return 0;
+failed_map:
+    munmap(m, size);
 failed_size:
     close(mfd);
     return rc;
+}
+
+int ipc__memfd_create_sealed(const char *tag, size_t size, int *fd, void **map)
+{
+    return ipc__memfd_create(tag, size, IPC__SEALS, fd, map);
+}
+
+int ipc__memfd_create_owner_writes(const char *tag, size_t size, int *fd, void **map)
+{
+    return ipc__memfd_create(tag, size, IPC__SEALS | F_SEAL_FUTURE_WRITE, fd, map);
 }
 
 int ipc__memfd_map_sealed(int fd, size_t min_size, size_t max_size, void **map, size_t *size)
@@ -286,6 +300,21 @@ int ipc__memfd_map_sealed(int fd, size_t min_size, size_t max_size, void **map, 
         return -errno;
     *map = m;
     *size = (size_t)st.st_size;
+    return 0;
+}
+
+int ipc__memfd_map_readonly(int fd, size_t size, const void **map)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    int seals = fcntl(fd, F_GET_SEALS), need = IPC__SIZE_SEALS | F_SEAL_FUTURE_WRITE;
+    if (seals < 0 || (seals & need) != need || (uint64_t)st.st_size != size)
+        return -EPROTO;
+    void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED)
+        return -errno;
+    *map = m;
     return 0;
 }
 

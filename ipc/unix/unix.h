@@ -103,6 +103,15 @@ void ipc__close_fds(const int *fds, int n);
  * read-write. 0 with *fd and *map, or -errno. */
 int ipc__memfd_create_sealed(const char *tag, size_t size, int *fd, void **map);
 
+/* The same, sealed also against writes by anyone but the mapping returned
+ * (F_SEAL_FUTURE_WRITE): a page peers may read but never change. */
+int ipc__memfd_create_owner_writes(const char *tag, size_t size, int *fd, void **map);
+
+/* Maps such a page received from a peer, read-only, after checking that it
+ * is size bytes and sealed against resizing and others' writes. 0 with
+ * *map, -EPROTO for a file that breaks those rules, or -errno. */
+int ipc__memfd_map_readonly(int fd, size_t size, const void **map);
+
 /* Maps a memfd received from a peer, read-write, after checking that it is
  * sealed against shrinking and growing and that its size is in
  * [min_size, max_size]. 0 with *map and *size, -EPROTO for a file that

@@ -1,0 +1,224 @@
+// The server's doorbell (bell.h): clients in forked processes can wake the
+// server but cannot write its page, and none can silence another.
+#include <errno.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "ipc/testing/testing.h"
+// Last: <stdatomic.h> macros clash with <atomic> when included first.
+#include "ipc/shm/bell.h"
+#include "ipc/shm/wait.h"
+
+namespace {
+
+using ipc_testing::Fork;
+using ipc_testing::WaitChild;
+
+constexpr uint64_t kMs = 1000000ull;
+
+// A flag in memory shared with forked children: the "ring" they publish.
+struct Shared {
+    _Atomic uint32_t published;
+    _Atomic uint32_t go;
+};
+
+Shared *MapShared()
+{
+    void *p = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(p, MAP_FAILED);
+    return static_cast<Shared *>(p);
+}
+
+bool Published(void *arg)
+{
+    return atomic_load(&static_cast<Shared *>(arg)->published) != 0;
+}
+
+TEST(ShmBell, AClientCanMapThePageOnlyForReading)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 7), 0);
+    pid_t kid = Fork([&] {
+        const ipc__bell_page *page = nullptr;
+        if (ipc__bell_map(b.page_fd, 7, &page) != 0)
+            return 10;
+        if (mmap(nullptr, IPC__BELL_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, b.page_fd, 0) !=
+                MAP_FAILED ||
+            errno != EPERM)
+            return 11;
+        if (mprotect((void *)page, IPC__BELL_PAGE_SIZE, PROT_READ | PROT_WRITE) == 0 ||
+            errno != EACCES)
+            return 12;
+        uint64_t junk = 0;
+        if (pwrite(b.page_fd, &junk, sizeof(junk), 0) >= 0 || errno != EPERM)
+            return 13;
+        if (ftruncate(b.page_fd, 0) == 0 || errno != EPERM)
+            return 14;
+        int rw = open(("/proc/self/fd/" + std::to_string(b.page_fd)).c_str(), O_RDWR);
+        if (rw >= 0 && mmap(nullptr, 4096, PROT_WRITE, MAP_SHARED, rw, 0) != MAP_FAILED)
+            return 15; // reopening does not lift the seal
+        const ipc__bell_page *other = nullptr;
+        if (ipc__bell_map(b.page_fd, 8, &other) != -EPROTO)
+            return 16; // another protocol version
+        return 0;
+    });
+    EXPECT_EQ(WaitChild(kid), 0);
+    EXPECT_EQ(b.page->magic, IPC__BELL_MAGIC);
+    ipc__bell_close(&b);
+}
+
+TEST(ShmBell, AnUnsealedPageOrAnotherSizeIsRefused)
+{
+    const ipc__bell_page *page = nullptr;
+    for (off_t size : {(off_t)IPC__BELL_PAGE_SIZE, (off_t)2 * IPC__BELL_PAGE_SIZE}) {
+        int fd = memfd_create("fake-bell", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(ftruncate(fd, size), 0);
+        EXPECT_EQ(ipc__bell_map(fd, 1, &page), -EPROTO) << "unsealed: anyone could write it";
+        ASSERT_EQ(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE), 0);
+        if (size != IPC__BELL_PAGE_SIZE)
+            EXPECT_EQ(ipc__bell_map(fd, 1, &page), -EPROTO) << "size " << size;
+        close(fd);
+    }
+}
+
+TEST(ShmBell, APageOfAnotherMagicIsRefused)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 1), 0);
+    b.page->magic ^= 1;
+    const ipc__bell_page *page = nullptr;
+    EXPECT_EQ(ipc__bell_map(b.page_fd, 1, &page), -EPROTO);
+    EXPECT_EQ(page, nullptr);
+    ipc__bell_close(&b);
+}
+
+TEST(ShmBell, ARingFromAnotherProcessWakesTheSleepingServer)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 1), 0);
+    int efd = -1;
+    ASSERT_EQ(ipc__bell_add(&b, &efd), 0);
+    Shared *sh = MapShared();
+    pid_t kid = Fork([&] {
+        const ipc__bell_page *page = nullptr;
+        if (ipc__bell_map(b.page_fd, 1, &page) != 0)
+            return 10;
+        for (int i = 0; i < 200; i++) {
+            while (atomic_load(&sh->go) != (uint32_t)i + 1)
+                ;
+            usleep(200); // the server is asleep by now, mostly
+            atomic_store(&sh->published, 1u);
+            ipc__bell_ring(page, efd);
+        }
+        return 0;
+    });
+    for (int i = 0; i < 200; i++) {
+        atomic_store(&sh->published, 0u);
+        atomic_store(&sh->go, (uint32_t)i + 1);
+        ASSERT_EQ(ipc__bell_wait(&b, Published, sh, 0, ipc__now_ns() + 5000 * kMs), 0) << i;
+    }
+    EXPECT_EQ(WaitChild(kid), 0);
+    EXPECT_EQ(atomic_load(&b.page->asleep), 0u) << "cleared after each sleep";
+    ipc__bell_remove(&b, efd);
+    ipc__bell_close(&b);
+    munmap(sh, 4096);
+}
+
+// A client that drains its own eventfd as fast as it can and floods it
+// with rings: another client's ring still wakes the server.
+TEST(ShmBell, AClientDrainingItsEventfdCannotSilenceAnother)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 1), 0);
+    int bad_fd = -1, good_fd = -1;
+    ASSERT_EQ(ipc__bell_add(&b, &bad_fd), 0);
+    ASSERT_EQ(ipc__bell_add(&b, &good_fd), 0);
+    Shared *sh = MapShared();
+    pid_t bad = Fork([&] {
+        uint64_t n = 0;
+        for (uint64_t t0 = ipc__now_ns(); ipc__now_ns() - t0 < 1000 * kMs;) {
+            (void)!read(bad_fd, &n, sizeof(n));
+            (void)!write(bad_fd, &n, sizeof(n));
+        }
+        return 0;
+    });
+    pid_t good = Fork([&] {
+        const ipc__bell_page *page = nullptr;
+        if (ipc__bell_map(b.page_fd, 1, &page) != 0)
+            return 10;
+        usleep(300 * 1000);
+        atomic_store(&sh->published, 1u);
+        ipc__bell_ring(page, good_fd);
+        return 0;
+    });
+    uint64_t t0 = ipc__now_ns();
+    EXPECT_EQ(ipc__bell_wait(&b, Published, sh, 0, t0 + 5000 * kMs), 0);
+    EXPECT_EQ(WaitChild(good), 0);
+    EXPECT_EQ(WaitChild(bad), 0);
+    ipc__bell_close(&b);
+    munmap(sh, 4096);
+}
+
+TEST(ShmBell, AWaitWithNothingToDoTimesOutNeverEarly)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 1), 0);
+    Shared *sh = MapShared();
+    uint64_t t0 = ipc__now_ns();
+    EXPECT_EQ(ipc__bell_wait(&b, Published, sh, 1000, t0 + 20 * kMs), -ETIMEDOUT);
+    EXPECT_GE(ipc__now_ns() - t0, 20 * kMs);
+    ipc__bell_close(&b);
+    munmap(sh, 4096);
+}
+
+TEST(ShmBell, RingSelfWakesTheServerFromAnotherThread)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 1), 0);
+    Shared *sh = MapShared();
+    std::thread t([&] {
+        usleep(50 * 1000);
+        atomic_store(&sh->published, 1u);
+        ipc__bell_ring_self(&b);
+    });
+    EXPECT_EQ(ipc__bell_wait(&b, Published, sh, 0, IPC__WAIT_FOREVER), 0);
+    t.join();
+    ipc__bell_close(&b);
+    munmap(sh, 4096);
+}
+
+// Event loops: once held, every ring makes the epoll fd readable until
+// drained.
+TEST(ShmBell, AHeldBellMakesItsFdReadableOnEveryRing)
+{
+    ipc__bell b;
+    ASSERT_EQ(ipc__bell_open(&b, 1), 0);
+    int efd = -1;
+    ASSERT_EQ(ipc__bell_add(&b, &efd), 0);
+    int ep = ipc__bell_hold(&b);
+    ASSERT_GE(ep, 0);
+    struct pollfd p = {.fd = ep, .events = POLLIN, .revents = 0};
+    EXPECT_EQ(poll(&p, 1, 0), 0);
+    pid_t kid = Fork([&] {
+        const ipc__bell_page *page = nullptr;
+        if (ipc__bell_map(b.page_fd, 1, &page) != 0)
+            return 10;
+        ipc__bell_ring(page, efd);
+        return 0;
+    });
+    EXPECT_EQ(WaitChild(kid), 0);
+    EXPECT_EQ(poll(&p, 1, 5000), 1);
+    ipc__bell_drain(&b);
+    EXPECT_EQ(poll(&p, 1, 0), 0);
+    ipc__bell_ring_self(&b);
+    EXPECT_EQ(poll(&p, 1, 5000), 1);
+    ipc__bell_close(&b);
+}
+
+}  // namespace
