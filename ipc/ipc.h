@@ -83,18 +83,23 @@ size_t ipc_client_shm_capacity(const ipc_client *c);
  * already connected, -EPROTO when the server speaks another protocol version.
  * Connect takes no timeout and never waits for a busy server: -EAGAIN at
  * once when a shared-memory server has no free slot or a socket server's
- * listen backlog is full (a stalled server); retry later. A socket file
- * exists only while its server accepts, so a connect the moment it appears
- * succeeds. */
+ * listen backlog is full (a stalled server); retry later. A shared-memory
+ * server drains its backlog off its serving thread, so a full one there is
+ * a burst (or another user hammering the name): that connect retries it
+ * within its bound of 10 s in all, hello included (-ETIMEDOUT). A socket
+ * file exists only while its server accepts, so a connect the moment it
+ * appears succeeds. */
 int ipc_client_connect(ipc_client *c);
 
 /* Sends one message. -ETIMEDOUT when the timeout passed before the message
- * could start; nothing of it was sent (a socket server pushing back on a
- * client that does not read its replies stops reading its requests: see
- * max_pending_output). Once the first byte of a socket frame is out the rest
- * is committed: if the timeout passes mid-frame, the rest is kept and
- * flushed ahead of the next send, or while the next recv waits for a reply,
- * and this call returns 0.
+ * could start; nothing of it was sent (a server pushing back on a client
+ * that does not read its replies stops taking its requests: see
+ * max_pending_output). -EMSGSIZE, with nothing sent, when a shared-memory
+ * server takes no message that long (its max_message_size, learnt at
+ * connect; ipc_client_loan() checks the same). Once the first byte of a
+ * socket frame is out the rest is committed: if the timeout passes
+ * mid-frame, the rest is kept and flushed ahead of the next send, or while
+ * the next recv waits for a reply, and this call returns 0.
  * -ECONNRESET / -EPIPE when the server is gone, -ENOTCONN before connect. */
 int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeout_ns);
 
@@ -116,7 +121,10 @@ void ipc_client_destroy(ipc_client *c);
  * every zero field takes its documented default. */
 typedef struct ipc_server_options {
     /* Longest request accepted (default IPC_DEFAULT_MAX_MESSAGE). A socket
-     * client sending a longer frame is disconnected. */
+     * client sending a longer frame is disconnected. A shared-memory client
+     * learns the limit at connect (capped at ring_size / 2 - 16) and gets
+     * -EMSGSIZE from send and loan; one that writes a longer request into
+     * its ring anyway is disconnected. */
     size_t max_message_size;
     /* Socket: permission bits of the socket file (default 0600). */
     uint32_t socket_mode;
@@ -129,7 +137,15 @@ typedef struct ipc_server_options {
      * half. Back-pressure, not a drop: a client that reads, however slowly,
      * is never dropped for it; one that never reads is never dropped either
      * and holds at most about this + one reply of queue plus 2 * (256 KiB +
-     * one request) of input buffer; the other clients never wait for it. Shared memory: a client whose queue passes it is dropped. */
+     * one request) of input buffer; the other clients never wait for it.
+     * Shared memory: a queued reply counts what it costs the server (its
+     * bytes plus 24 of bookkeeping, 32 at least, so empty replies are not
+     * free); at the bound the server takes no more requests from that client
+     * (they wait in its ring, its sends block) until the queue drains below
+     * it: a client that reads, however slowly, is never dropped, and one
+     * that never reads holds at most this bound plus one reply (and its
+     * rings). Only replies sent past twice the bound without a request taken
+     * (ipc_server_send() in a loop) drop it. */
     size_t max_pending_output;
     /* Shared memory: bytes in each ring, a power of two >= 4096 (default
      * 4 MiB). The largest message is ring_size / 2 - 16. */
@@ -180,7 +196,8 @@ ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
  * queued (the queue is bounded by holding the client, see
  * max_pending_output); output that answers no request and would take the
  * queue past max_pending_output drops the client (-ENOBUFS). Shared memory:
- * a client whose queue passes max_pending_output is dropped (-ENOBUFS).
+ * a client whose queue already holds twice max_pending_output is dropped
+ * (-ENOBUFS); run() never gets there (see max_pending_output).
  * -ECONNRESET / -ENOENT when that client is gone. */
 int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len);
 
@@ -211,7 +228,11 @@ typedef ipc_action (*ipc_handler)(void *ctx, int client_id, const void *request,
 /* Serves until a handler returns IPC_SHUTDOWN (its reply is delivered first)
  * or ipc_server_stop() is called; returns 0 then. Listens first if needed.
  * max_message_size == 0 takes the server's options.max_message_size, whose
- * default is IPC_DEFAULT_MAX_MESSAGE (1 MiB); it bounds requests and replies. Destroys nothing: the server may run again. */
+ * default is IPC_DEFAULT_MAX_MESSAGE (1 MiB); it bounds requests and
+ * replies. A client sending a longer request is disconnected, never left
+ * without an answer (a shared-memory client is told the limit in force when
+ * it connects, so only one connected before run() lowered it can). Destroys
+ * nothing: the server may run again. */
 int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_message_size);
 
 /* Makes run() and wait_for_data() return promptly, now or when next

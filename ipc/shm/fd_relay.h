@@ -1,6 +1,7 @@
 /*
- * Turns a futex doorbell into a pollable file descriptor, for event loops
- * (ipc_server_fd / ipc_client_fd on shared memory). Internal.
+ * Turns a futex waitpoint into a pollable file descriptor, for event loops
+ * (ipc_client_fd on shared memory; the server's doorbell is an epoll set
+ * already, bell.h). Internal.
  *
  * The owner works without waiting (try_ calls). When it finds nothing to do
  * it arms the relay with the doorbell's seq as it read it *before* its last
