@@ -5,13 +5,18 @@
  * it in the hello (shm_handshake.c) with the doorbell page and an eventfd of
  * the client's own for waking the server (bell.h): nothing a client can
  * write is shared with another client. It polls the request rings round
- * robin (no syscalls) and sleeps on the doorbell when idle. Replies go into the response ring; a reply that does not fit is
- * queued privately and flushed later, so a client that stops reading never
- * blocks the server.
+ * robin (no syscalls) and sleeps on the doorbell when idle. Replies go into
+ * the response ring; a reply that does not fit is queued privately, counted
+ * at its cost, and flushed later, so a client that stops reading never
+ * blocks the server; at max_pending_output its requests wait in its ring
+ * (back-pressure) until it reads.
  *
  * Admin: a watcher thread sleeps in epoll_wait on the listener and every
- * client socket; on an event it sets hints, admin_pending, and rings the
- * doorbell. Only the server's own thread changes the client table.
+ * client socket. It accepts and refuses other users itself (anyone can
+ * connect to an abstract name: their loops must not hold the serving
+ * thread); for allowed connections and hang-ups it sets hints,
+ * admin_pending, and rings the doorbell. Only the server's own thread
+ * changes the client table.
  */
 #include "ipc/shm/shm_transport.h"
 
