@@ -3,9 +3,10 @@
 # callgrind with collection on inside the calls that serve one request
 # (server: ipc_server_run; client: ipc_client_send + ipc_client_recv; raw:
 # the probe's own two functions) and off inside every wait (ipc*wait_until,
-# probe_spin_until), at two counts; the difference divided by the extra round
-# trips removes setup and teardown. Instruction counts do not drift with the
-# machine's load, so a change in them is a change in our code.
+# the shm server's ipc__bell_wait, probe_spin_until), at two counts; the
+# difference divided by the extra round trips removes setup and teardown.
+# Instruction counts do not drift with the machine's load, so a change in
+# them is a change in our code.
 #
 #   tools/perf/callgrind_rtt.sh [PROBE] [COUNT] [SIZE]
 # PROBE defaults to bazel-bin/tools/perf/rtt_probe (build it with -c opt).
@@ -23,7 +24,7 @@ trap 'rm -rf "$work"' EXIT
 run() {
   local kind=$1 n=$2 out=$work/$1.$2
   mkdir -p "$out"
-  local toggles=(--toggle-collect='ipc*wait_until')
+  local toggles=(--toggle-collect='ipc*wait_until' --toggle-collect='ipc__bell_wait')
   if [ "$kind" = raw_spin ]; then
     toggles=(--toggle-collect=probe_raw_serve_one --toggle-collect=probe_raw_round_trip
              --toggle-collect=probe_spin_until)
