@@ -81,7 +81,7 @@ size_t ipc_client_shm_capacity(const ipc_client *c);
 /* Connects. -ENOENT / -ECONNREFUSED when no server is there (also when a
  * shared-memory server dies during the handshake), -EISCONN when
  * already connected, -EPROTO when the server speaks another protocol version.
- * Connect takes no timeout and never waits for a busy server: -EAGAIN at
+ * Connect takes no timeout and never waits for a full server: -EAGAIN at
  * once when a shared-memory server has no free slot or a socket server's
  * listen backlog is full (a stalled server); retry later. A shared-memory
  * server drains its backlog off its serving thread, so a full one there is
