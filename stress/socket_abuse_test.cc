@@ -24,14 +24,11 @@
 namespace ipc_stress {
 namespace {
 
+using ipc_testing::Client;
 using ipc_testing::Fork;
 using ipc_testing::ScopedDir;
 using ipc_testing::WaitChild;
 
-struct ClientDeleter {
-    void operator()(ipc_client *c) const { ipc_client_destroy(c); }
-};
-using Client = std::unique_ptr<ipc_client, ClientDeleter>;
 
 int RawConnect(const std::string &path)
 {

@@ -24,6 +24,8 @@
 #include "ipc/ipc.h"
 #include "ipc/testing/testing.h"
 
+using ipc_testing::Client;
+using ipc_testing::Server;
 using ipc_testing::ConnectWithRetry;
 using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
@@ -53,14 +55,6 @@ namespace {
 constexpr uint64_t kSecond = 1000ull * 1000 * 1000;
 constexpr uint64_t kMs = 1000ull * 1000;
 
-struct ClientDeleter {
-    void operator()(ipc_client *c) const { ipc_client_destroy(c); }
-};
-struct ServerDeleter {
-    void operator()(ipc_server *s) const { ipc_server_destroy(s); }
-};
-using Client = std::unique_ptr<ipc_client, ClientDeleter>;
-using Server = std::unique_ptr<ipc_server, ServerDeleter>;
 
 // Resident memory of a process, in bytes (VmRSS), or -1.
 long RssBytes(pid_t pid)

@@ -29,6 +29,8 @@
 #include "ipc/ipc.h"
 #include "ipc/testing/testing.h"
 
+using ipc_testing::Client;
+using ipc_testing::Server;
 using ipc_testing::Fork;
 using ipc_testing::ScopedDir;
 using ipc_testing::ServerProcess;
@@ -36,14 +38,6 @@ using ipc_testing::WaitChild;
 
 namespace {
 
-struct ClientDeleter {
-    void operator()(ipc_client *c) const { ipc_client_destroy(c); }
-};
-struct ServerDeleter {
-    void operator()(ipc_server *s) const { ipc_server_destroy(s); }
-};
-using Client = std::unique_ptr<ipc_client, ClientDeleter>;
-using Server = std::unique_ptr<ipc_server, ServerDeleter>;
 
 struct sockaddr_un Addr(const std::string &path)
 {

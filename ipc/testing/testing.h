@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,16 @@
 #include "ipc/testing/process.h"
 
 namespace ipc_testing {
+
+// Owners that destroy a client or server however a test ends.
+struct ClientDeleter {
+    void operator()(ipc_client *c) const { ipc_client_destroy(c); }
+};
+struct ServerDeleter {
+    void operator()(ipc_server *s) const { ipc_server_destroy(s); }
+};
+using Client = std::unique_ptr<ipc_client, ClientDeleter>;
+using Server = std::unique_ptr<ipc_server, ServerDeleter>;
 
 // A fresh directory under /tmp, short enough for socket paths (Bazel's
 // TEST_TMPDIR is not), removed with its contents on destruction.
