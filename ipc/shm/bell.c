@@ -157,7 +157,7 @@ int ipc__bell_wait(ipc__bell *b, bool (*ready)(void *), void *arg, uint64_t spin
     if (ready(arg) || ipc__wait_spin(ready, arg, spin_ns, deadline_ns))
         return 0;
     ipc__bell_set_asleep(b, 1); /* W1 */
-    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wait_fence();
     int rc = 0;
     for (;;) {
         if (ready(arg)) /* W2 */
@@ -182,7 +182,7 @@ int ipc__bell_hold(ipc__bell *b)
     b->held = true;
     /* The owner's next look for work comes after this fence (W1 of every
      * wait the event loop does in poll()). */
-    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wait_fence();
     return b->ep;
 }
 
@@ -212,7 +212,7 @@ void ipc__bell_unmap(const ipc__bell_page *page)
 void ipc__bell_ring(const ipc__bell_page *page, int efd)
 {
     /* P1 (the caller's publish) before P2. */
-    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wait_fence();
     /* Relaxed: the fence pair orders it; the value publishes nothing. */
     if (atomic_load_explicit(&page->asleep, memory_order_relaxed) != 0)
         ipc__eventfd_signal(efd);

@@ -41,6 +41,14 @@ static bool ipc__mpsc_ready(void *p)
     return w->found >= 0;
 }
 
+int ipc__mpsc_poll_briefly(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg)
+{
+    struct ipc__mpsc_wait w = {.m = m, .interrupt = interrupt, .arg = arg, .found = -1};
+    if (!ipc__wait_spin_briefly(ipc__mpsc_ready, &w))
+        return -1;
+    return w.interrupted ? IPC__MPSC_INTERRUPTED : w.found;
+}
+
 int ipc__mpsc_wait(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg, uint64_t spin_ns,
                   uint64_t deadline_ns)
 {

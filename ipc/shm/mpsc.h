@@ -45,6 +45,10 @@ void ipc__mpsc_init(ipc__mpsc *m, ipc__spsc_ring *const *rings, size_t count, ip
  * syscalls. */
 int ipc__mpsc_poll(ipc__mpsc *m);
 
+/* ipc__mpsc_poll() for a short while (ipc__wait_spin_briefly, no clock
+ * read): a ring index, IPC__MPSC_INTERRUPTED, or -1 when nothing came. */
+int ipc__mpsc_poll_briefly(ipc__mpsc *m, bool (*interrupt)(void *arg), void *arg);
+
 /* Polls, spins up to spin_ns, then sleeps on the doorbell: a ring index as
  * ipc__mpsc_poll(), IPC__MPSC_INTERRUPTED when interrupt(arg) returned true
  * (checked first; interrupt may be NULL), or -ETIMEDOUT at the absolute

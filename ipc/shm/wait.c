@@ -26,22 +26,40 @@ static long ipc__futex(_Atomic uint32_t *addr, int op, uint32_t val,
     return syscall(SYS_futex, (uint32_t *)addr, op, val, rel, NULL, 0);
 }
 
-/* Spins until ready, the spin budget or the deadline runs out. */
+static inline bool ipc__spin_round(bool (*ready)(void *), void *arg)
+{
+    for (int i = 0; i < IPC__SPIN_CLOCK_EVERY; i++) {
+        ipc__wait_cpu_relax();
+        if (ready(arg))
+            return true;
+    }
+    return false;
+}
+
+bool ipc__wait_spin_briefly(bool (*ready)(void *), void *arg)
+{
+    return ipc__spin_round(ready, arg);
+}
+
+/* Spins until ready, the spin budget or the deadline runs out. The first
+ * round reads no clock: a peer that answers within a few hundred ns (the
+ * common case) is seen without paying for one (~30 ns here), and the
+ * budget then counts from the end of that round. */
 bool ipc__wait_spin(bool (*ready)(void *), void *arg, uint64_t spin_ns, uint64_t deadline_ns)
 {
     if (spin_ns == 0)
         return false;
-    uint64_t now = ipc__now_ns();
-    uint64_t stop = now + spin_ns < now ? UINT64_MAX : now + spin_ns;
-    if (stop > deadline_ns)
-        stop = deadline_ns;
+    uint64_t stop = 0;
     for (;;) {
-        for (int i = 0; i < IPC__SPIN_CLOCK_EVERY; i++) {
-            if (ready(arg))
-                return true;
-            ipc__wait_cpu_relax();
+        if (ipc__spin_round(ready, arg))
+            return true;
+        uint64_t now = ipc__now_ns();
+        if (stop == 0) {
+            stop = now + spin_ns < now ? UINT64_MAX : now + spin_ns;
+            if (stop > deadline_ns)
+                stop = deadline_ns;
         }
-        if (ipc__now_ns() >= stop)
+        if (now >= stop)
             return false;
     }
 }
@@ -68,7 +86,7 @@ static int ipc__sleep(ipc__waitpoint *w, bool (*ready)(void *), void *arg, uint6
 {
     /* W1 of the handshake: announce ourselves before looking at the state. */
     atomic_fetch_add_explicit(&w->waiters, 1, memory_order_seq_cst);
-    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wait_fence();
     int rc = 0;
     for (;;) {
         /* W2: read seq before ready(). Acquire pairs with the release bump
@@ -118,14 +136,14 @@ static void ipc__wake_sleepers(ipc__waitpoint *w)
 void ipc__wait_notify(ipc__waitpoint *w)
 {
     /* P1 (the caller's store) is ordered before P2 by this fence. */
-    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wait_fence();
     ipc__wake_sleepers(w);
 }
 
 void ipc__wait_notify_pair(ipc__waitpoint *a, ipc__waitpoint *b)
 {
     /* P1 (both of the caller's stores) before P2 (both checks). */
-    atomic_thread_fence(memory_order_seq_cst);
+    ipc__wait_fence();
     ipc__wake_sleepers(a);
     ipc__wake_sleepers(b);
 }

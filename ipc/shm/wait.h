@@ -62,9 +62,25 @@ int ipc__wait_until(ipc__waitpoint *w, bool (*ready)(void *arg), void *arg,
                    uint64_t spin_ns, uint64_t deadline_ns);
 
 /* The spin phase alone: true as soon as ready(arg), false once spin_ns (0:
- * at once) or the deadline passed. For waits that sleep on something else
- * than a waitpoint (bell.h). */
+ * at once) or the deadline passed. The first round reads no clock. For waits
+ * that sleep on something else than a waitpoint (bell.h). */
 bool ipc__wait_spin(bool (*ready)(void *arg), void *arg, uint64_t spin_ns, uint64_t deadline_ns);
+
+/* One short round of looks at ready() (~1.5 us), reading no clock: true as
+ * soon as it holds. For a caller about to compute a deadline for
+ * ipc__wait_until(): the common, quick answer then costs no clock read. */
+bool ipc__wait_spin_briefly(bool (*ready)(void *arg), void *arg);
+
+/* A hint, no substitute for ipc__wait_notify(): true when a sleeper of w is
+ * visible now. A publisher that defers its notify (to one per batch) calls
+ * ipc__wait_notify() at once when this holds, so that a peer already asleep
+ * is not kept waiting for the batch; the deferred notify, with its fence,
+ * still catches one that was just falling asleep. */
+static inline bool ipc__wait_sleeper_seen(ipc__waitpoint *w)
+{
+    /* Relaxed: a hint only (see above); the fenced look decides. */
+    return atomic_load_explicit(&w->waiters, memory_order_relaxed) != 0;
+}
 
 /* Wakes every sleeper of w. Call it after the store that makes ready() true
  * (any memory order: the fence inside orders it). */
@@ -83,6 +99,28 @@ void ipc__wait_notify_pair(ipc__waitpoint *a, ipc__waitpoint *b);
  */
 void ipc__wait_subscribe(ipc__waitpoint *w);
 void ipc__wait_unsubscribe(ipc__waitpoint *w);
+
+/* A full (seq_cst) fence for the Dekker handshakes above. On x86-64 a locked
+ * or to the stack, as Linux's smp_mb(): as strong as MFENCE for the ordinary
+ * loads and stores all this code uses, and ~8x cheaper on this CPU (2.4 ns
+ * against 19.5 ns, measured). ThreadSanitizer does not see inline assembly,
+ * so its builds keep the C11 fence. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define IPC__WAIT_C11_FENCE 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define IPC__WAIT_C11_FENCE 1
+#endif
+static inline void ipc__wait_fence(void)
+{
+#if defined(__x86_64__) && !defined(IPC__WAIT_C11_FENCE)
+    __asm__ __volatile__("lock orq $0, (%%rsp)" ::: "memory", "cc");
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
 
 /* One CPU relax hint for spin loops. */
 static inline void ipc__wait_cpu_relax(void)
