@@ -207,7 +207,11 @@ static int ipc__load_tail(ipc__spsc_ring *r)
 
 int ipc__spsc_peek(ipc__spsc_ring *ring, const void **payload, uint32_t *len)
 {
-    ring->pending = 0;
+    if (ring->pending != 0) { /* peeked before: already validated */
+        *payload = ring->peeked;
+        *len = ring->peeked_len;
+        return 1;
+    }
     if (ring->broken)
         return ring->broken;
     if (ring->head == ring->other) {
@@ -238,7 +242,9 @@ int ipc__spsc_peek(ipc__spsc_ring *ring, const void **payload, uint32_t *len)
     if (rec > avail - skip || rec > ring->capacity - off)
         return ipc__corrupt(ring);
     ring->pending = skip + rec;
-    *payload = ring->data + off + 8;
+    ring->peeked = ring->data + off + 8;
+    ring->peeked_len = n;
+    *payload = ring->peeked;
     *len = n;
     return 1;
 }

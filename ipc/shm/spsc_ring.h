@@ -75,7 +75,9 @@ typedef struct ipc__spsc_ring {
     uint64_t other;   /* last validated index of the other side */
     uint64_t skip;    /* producer: wrap bytes before the claimed record */
     uint64_t claimed; /* producer: payload bytes claimed */
-    uint64_t pending; /* consumer: bytes the peeked frame releases */
+    uint64_t pending; /* consumer: bytes the peeked frame releases, 0: none */
+    const uint8_t *peeked; /* consumer: the peeked payload (while pending) */
+    uint32_t peeked_len;   /* consumer: its validated length */
     int broken;       /* sticky -EPROTO once the other side was caught lying */
 } ipc__spsc_ring;
 
@@ -126,8 +128,9 @@ int ipc__spsc_wait_writable(ipc__spsc_ring *ring, size_t len, uint64_t spin_ns,
 
 /* 1: the oldest frame is at *payload (*len bytes, valid until release);
  * 0: empty; -EPROTO: the producer's index or a record is corrupt. Repeated
- * peeks return the same frame. The payload lives in shared memory: a hostile
- * producer may still change it, so copy before trusting its content. */
+ * peeks return the same frame, validated once (the length is our copy). The
+ * payload lives in shared memory: a hostile producer may still change it, so
+ * copy before trusting its content. */
 int ipc__spsc_peek(ipc__spsc_ring *ring, const void **payload, uint32_t *len);
 
 /* 1 when a frame is there, 0 when empty, -EPROTO when the producer's index

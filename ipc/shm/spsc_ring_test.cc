@@ -135,6 +135,30 @@ TEST(SpscRing, EmptyAndZeroLength)
     EXPECT_EQ(atomic_load(&r.shared->head), atomic_load(&r.shared->tail));
 }
 
+// A peeked frame is validated once: rewriting its header afterwards (a
+// hostile producer) changes neither what a repeated peek returns nor how far
+// release moves.
+TEST(SpscRing, RepeatedPeekKeepsTheLengthItValidated)
+{
+    Ring r(4096);
+    const void *p;
+    uint32_t n = 0;
+    EXPECT_EQ(ipc__spsc_push(&r.prod, "hello", 5), 1);
+    EXPECT_EQ(ipc__spsc_push(&r.prod, "xy", 2), 1);
+    ASSERT_EQ(ipc__spsc_peek(&r.cons, &p, &n), 1);
+    EXPECT_EQ(n, 5u);
+    uint32_t evil = 4000;
+    memcpy(r.data, &evil, sizeof(evil));  // the first record's length word
+    const void *q;
+    ASSERT_EQ(ipc__spsc_peek(&r.cons, &q, &n), 1);
+    EXPECT_EQ(n, 5u);
+    EXPECT_EQ(q, p);
+    ipc__spsc_release(&r.cons);
+    uint8_t buf[16];
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, buf, sizeof(buf)), 2) << "release moved by the validated length";
+    EXPECT_EQ(memcmp(buf, "xy", 2), 0);
+}
+
 // The largest frame fits an empty ring wherever its indices stand.
 TEST(SpscRing, ExactLargestFrameFitsAtEveryOffset)
 {
