@@ -2,23 +2,97 @@
 #include "ipc/counters.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stddef.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 _Static_assert(offsetof(ipc__stats_block, counter) == 256, "stats page ABI");
 _Static_assert(offsetof(ipc__stats_block, latency) == 384, "stats page ABI");
 _Static_assert(IPC__STAT_COUNT <= 16, "stats page ABI");
 
-/* --------------------------------------------------------------- histogram */
+/* ------------------------------------------------------------------ stamps */
 
-/* Values below 8 ns have a bucket each; above, 8 buckets per power of two:
- * bucket = 8 * (msb - 2) + the 3 bits below the msb. */
-unsigned ipc__hist_bucket(uint64_t ns)
+/* Written once under ipc__stamp_once; every reader reached it through
+ * pthread_once (or through an object created after it), which orders it. */
+bool ipc__stamp_is_tsc;
+static pthread_once_t ipc__stamp_once = PTHREAD_ONCE_INIT;
+static uint64_t ipc__stamp_base_ns, ipc__stamp_base_ticks;
+/* Fixed once 20 ms of calibration have passed. Relaxed: several threads may
+ * store it, each a correct value. */
+_Atomic uint64_t ipc__stamp_mult;
+#define IPC__STAMP_CALIBRATE_NS (20ull * 1000 * 1000)
+
+uint64_t ipc__stamp_mono_ns(void)
 {
-    if (ns < 8)
-        return (unsigned)ns;
-    unsigned msb = 63u - (unsigned)__builtin_clzll(ns);
-    return 8u * (msb - 2u) + (unsigned)((ns >> (msb - 3u)) & 7u);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+/* true when the kernel keeps time with the TSC, i.e. found it invariant and
+ * synchronised across CPUs. */
+static bool ipc__kernel_clock_is_tsc(void)
+{
+    char buf[16] = {0};
+    int fd = open("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+                  O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    return n == 4 && memcmp(buf, "tsc\n", 4) == 0;
+}
+
+static void ipc__stamp_pick(void)
+{
+#if defined(__x86_64__)
+    if (!ipc__kernel_clock_is_tsc())
+        return;
+    ipc__stamp_base_ns = ipc__stamp_mono_ns();
+    ipc__stamp_base_ticks = __builtin_ia32_rdtsc();
+    ipc__stamp_is_tsc = true;
+#endif
+}
+
+void ipc__stamp_init(void)
+{
+    (void)pthread_once(&ipc__stamp_once, ipc__stamp_pick);
+}
+
+#if defined(__x86_64__)
+/* The tick rate is learnt from the process's own first milliseconds, not
+ * measured up front: until 20 ms have passed each conversion takes the
+ * ratio so far (one clock read; ±30 ns over the time elapsed is well inside
+ * a histogram bucket), then it is fixed. */
+static uint64_t ipc__stamp_calibrate(uint64_t delta)
+{
+    uint64_t ns = ipc__stamp_mono_ns() - ipc__stamp_base_ns;
+    uint64_t ticks = __builtin_ia32_rdtsc() - ipc__stamp_base_ticks;
+    if (ticks == 0 || (int64_t)ticks < 0)
+        return 0;
+    if (ns >= IPC__STAMP_CALIBRATE_NS)
+        atomic_store_explicit(&ipc__stamp_mult,
+                              (uint64_t)(((unsigned __int128)ns << 32) / ticks),
+                              memory_order_relaxed);
+    return (uint64_t)((unsigned __int128)delta * ns / ticks);
+}
+#endif
+
+uint64_t ipc__stamp_ns_slow(uint64_t delta)
+{
+    if ((int64_t)delta < 0)
+        return 0; /* stamps from two CPUs a hair apart, or a caller's bug */
+#if defined(__x86_64__)
+    if (ipc__stamp_is_tsc)
+        return ipc__stamp_calibrate(delta);
+#endif
+    return delta;
+}
+
+/* --------------------------------------------------------------- histogram */
 
 uint64_t ipc__hist_upper(unsigned bucket)
 {

@@ -34,6 +34,7 @@ ipc_client *ipc__client_init(ipc_client *c)
 {
     if (c == NULL)
         return NULL;
+    ipc__stamp_init();
     c->stats = calloc(1, sizeof(*c->stats));
     if (c->stats == NULL) {
         c->ops->destroy(c);
@@ -76,7 +77,7 @@ static void ipc__client_sent(ipc_client *c, size_t len)
     ipc__count_out(c->stats, len);
     /* With several requests in flight, time the oldest. */
     if (atomic_load_explicit(&c->sent_at, memory_order_relaxed) == 0)
-        atomic_store_explicit(&c->sent_at, ipc__now_ns(), memory_order_relaxed);
+        atomic_store_explicit(&c->sent_at, ipc__stamp(), memory_order_relaxed);
 }
 
 static void ipc__client_received(ipc_client *c, size_t len)
@@ -84,7 +85,7 @@ static void ipc__client_received(ipc_client *c, size_t len)
     ipc__count_in(c->stats, len);
     uint64_t t = atomic_load_explicit(&c->sent_at, memory_order_relaxed);
     if (t != 0) {
-        ipc__stat_latency(c->stats, ipc__now_ns() - t);
+        ipc__stat_latency(c->stats, ipc__stamp_ns(ipc__stamp() - t));
         atomic_store_explicit(&c->sent_at, 0, memory_order_relaxed);
     }
 }
@@ -304,6 +305,7 @@ ipc_server *ipc__server_init(ipc_server *s, const char *name)
 {
     if (s == NULL)
         return NULL;
+    ipc__stamp_init();
     if (ipc__stats_pub_init(&s->stats) < 0) {
         s->ops->destroy(s);
         return NULL;
