@@ -314,6 +314,7 @@ ipc_server *ipc__server_init(ipc_server *s, const char *name)
     s->max_message = s->options.max_message_size;
     s->loan.owner = -1;
     s->peeked.owner = -1;
+    s->batch_client = -1;
     return s;
 }
 
@@ -385,6 +386,19 @@ ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
     return n;
 }
 
+/* The server calls below after their argument checks; the run loop, whose
+ * arguments are valid by construction, calls them directly. */
+static int ipc__server_send(ipc_server *s, int client_id, const void *data, size_t len)
+{
+    int rc = s->ops->send(s, client_id, data, len);
+    if (rc < 0) {
+        ipc__stat_error(s->stats.block, rc);
+        return rc;
+    }
+    ipc__count_out(s->stats.block, len);
+    return 0;
+}
+
 int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len)
 {
     if (s == NULL || client_id < 0)
@@ -395,14 +409,7 @@ int ipc_server_send(ipc_server *s, int client_id, const void *data, size_t len)
         return -EMSGSIZE;
     if (!s->listening)
         return -ENOTCONN;
-    int rc = s->ops->send(s, client_id, data, len);
-    ipc__stats_block *b = s->stats.block;
-    if (rc < 0) {
-        ipc__stat_error(b, rc);
-        return rc;
-    }
-    ipc__count_out(b, len);
-    return 0;
+    return ipc__server_send(s, client_id, data, len);
 }
 
 /* ----------------------------------------------------- zero-copy (server) */
@@ -437,6 +444,15 @@ static ssize_t ipc__release_copy(ipc_server *s, int client_id)
     return (ssize_t)s->peeked.len;
 }
 
+static ssize_t ipc__server_peek(ipc_server *s, int client_id, const void **msg)
+{
+    ssize_t n = s->ops->peek != NULL ? s->ops->peek(s, client_id, msg)
+                                     : ipc__peek_copy(s, client_id, msg);
+    if (n < 0 && n != -EAGAIN)
+        ipc__stat_error(s->stats.block, (int)n);
+    return n;
+}
+
 ssize_t ipc_server_peek(ipc_server *s, int client_id, const void **msg)
 {
     if (s == NULL || msg == NULL)
@@ -445,10 +461,15 @@ ssize_t ipc_server_peek(ipc_server *s, int client_id, const void **msg)
         return -ENOENT;
     if (!s->listening)
         return -ENOTCONN;
-    ssize_t n = s->ops->peek != NULL ? s->ops->peek(s, client_id, msg)
-                                     : ipc__peek_copy(s, client_id, msg);
-    if (n < 0 && n != -EAGAIN)
-        ipc__stat_error(s->stats.block, (int)n);
+    return ipc__server_peek(s, client_id, msg);
+}
+
+static ssize_t ipc__server_release(ipc_server *s, int client_id)
+{
+    ssize_t n = s->ops->release != NULL ? s->ops->release(s, client_id)
+                                        : ipc__release_copy(s, client_id);
+    if (n >= 0)
+        ipc__count_in(s->stats.block, (size_t)n);
     return n;
 }
 
@@ -460,23 +481,11 @@ ssize_t ipc_server_release(ipc_server *s, int client_id)
         return -ENOENT;
     if (!s->listening)
         return -ENOTCONN;
-    ssize_t n = s->ops->release != NULL ? s->ops->release(s, client_id)
-                                        : ipc__release_copy(s, client_id);
-    if (n >= 0)
-        ipc__count_in(s->stats.block, (size_t)n);
-    return n;
+    return ipc__server_release(s, client_id);
 }
 
-int ipc_server_loan(ipc_server *s, int client_id, size_t len, void **buf)
+static int ipc__server_loan(ipc_server *s, int client_id, size_t len, void **buf)
 {
-    if (s == NULL || buf == NULL)
-        return -EINVAL;
-    if (client_id < 0)
-        return -ENOENT;
-    if (len > IPC_MAX_MESSAGE_LIMIT)
-        return -EMSGSIZE;
-    if (!s->listening)
-        return -ENOTCONN;
     int rc = s->ops->loan != NULL ? s->ops->loan(s, client_id, len, buf) : -EAGAIN;
     s->loan.active = rc == 0;
     if (rc == -EAGAIN) { /* no room in place now: stage, send() queues it */
@@ -490,12 +499,23 @@ int ipc_server_loan(ipc_server *s, int client_id, size_t len, void **buf)
     return 0;
 }
 
-int ipc_server_commit(ipc_server *s, int client_id, size_t len)
+int ipc_server_loan(ipc_server *s, int client_id, size_t len, void **buf)
 {
-    if (s == NULL || client_id < 0 || s->loan.owner != client_id || len > s->loan.len)
+    if (s == NULL || buf == NULL)
         return -EINVAL;
+    if (client_id < 0)
+        return -ENOENT;
+    if (len > IPC_MAX_MESSAGE_LIMIT)
+        return -EMSGSIZE;
     if (!s->listening)
         return -ENOTCONN;
+    return ipc__server_loan(s, client_id, len, buf);
+}
+
+static int ipc__server_commit(ipc_server *s, int client_id, size_t len)
+{
+    if (s->loan.owner != client_id || len > s->loan.len)
+        return -EINVAL;
     s->loan.owner = -1;
     int rc = s->loan.active ? s->ops->commit(s, client_id, len)
                             : s->ops->send(s, client_id, s->loan.buf, len);
@@ -505,6 +525,17 @@ int ipc_server_commit(ipc_server *s, int client_id, size_t len)
     }
     ipc__count_out(s->stats.block, len);
     return 0;
+}
+
+int ipc_server_commit(ipc_server *s, int client_id, size_t len)
+{
+    if (s == NULL || client_id < 0)
+        return -EINVAL;
+    if (s->loan.owner != client_id || len > s->loan.len)
+        return -EINVAL;
+    if (!s->listening)
+        return -ENOTCONN;
+    return ipc__server_commit(s, client_id, len);
 }
 
 void ipc_server_close(ipc_server *s)
@@ -562,7 +593,7 @@ void *ipc_response_reserve(ipc_response *r, size_t len)
     if (r == NULL || len > r->limit)
         return NULL;
     void *p;
-    r->loaned = ipc_server_loan(r->server, r->client_id, len, &p) == 0;
+    r->loaned = ipc__server_loan(r->server, r->client_id, len, &p) == 0;
     if (!r->loaned) {
         if (len > r->own_capacity || r->own == NULL) {
             uint8_t *q = realloc(r->own, len ? len : 1);
@@ -591,35 +622,64 @@ int ipc_response_set(ipc_response *r, const void *data, size_t len)
     return 0;
 }
 
-/* One request, read in place: handle, release, reply. Returns the handler's
- * action, or IPC_CONTINUE when the request could not be read (the client is
- * gone or sent something too large; the transport already dealt with it). */
-static ipc_action ipc__serve_one(ipc_server *s, int id, ipc_handler handler, void *ctx,
-                                 ipc_response *response)
+/* Requests of one client served back to back before the run loop looks
+ * at the others again: bounds what a flooding client costs the rest. */
+#define IPC__BATCH_MAX 32
+
+/* One request, read in place: handle, reply, release. false when there was
+ * none to read (no more ready, or the client is gone: the transport dealt
+ * with it); *replied tells whether a reply went out. */
+static bool ipc__serve_one(ipc_server *s, int id, ipc_handler handler, void *ctx,
+                           ipc_response *response, ipc_action *action, bool *replied)
 {
-    uint64_t t0 = ipc__now_ns();
     const void *request;
-    ssize_t n = ipc_server_peek(s, id, &request);
+    ssize_t n = ipc__server_peek(s, id, &request);
+    *replied = false;
     if (n < 0)
-        return IPC_CONTINUE;
+        return false;
     if ((size_t)n > response->limit) { /* over run()'s own limit */
         ipc__stat_error(s->stats.block, -EMSGSIZE);
-        (void)ipc_server_release(s, id);
-        return IPC_CONTINUE;
+        (void)ipc__server_release(s, id);
+        return true;
     }
     response->client_id = id;
     response->len = 0;
     response->loaned = false;
-    ipc_action action = handler(ctx, id, request, (size_t)n, response);
+    *action = handler(ctx, id, request, (size_t)n, response);
     /* Reply first, release after: the client waits for the one, not the
      * other. A client that left meanwhile is no error of the server's. */
-    s->reply_before_release = true;
-    int rc = response->loaned ? ipc_server_commit(s, id, response->len)
-                              : ipc_server_send(s, id, response->own, response->len);
-    s->reply_before_release = false;
-    (void)ipc_server_release(s, id); /* wakes the client, if the reply did not */
-    if (rc == 0)
-        ipc__stat_latency(s->stats.block, ipc__now_ns() - t0);
+    int rc = response->loaned ? ipc__server_commit(s, id, response->len)
+                              : ipc__server_send(s, id, response->own, response->len);
+    (void)ipc__server_release(s, id);
+    *replied = rc == 0;
+    return true;
+}
+
+/* Every ready request of client id, up to IPC__BATCH_MAX: handled, replied
+ * and released one by one, the client woken once at the end (ops->
+ * end_batch). Latency is stamped once per batch: each reply counts as one
+ * sample of the batch's time, from the run loop taking it to its last
+ * reply (for the usual batch of one, exactly that request's time). */
+static ipc_action ipc__serve_batch(ipc_server *s, int id, ipc_handler handler, void *ctx,
+                                   ipc_response *response)
+{
+    uint64_t t0 = ipc__stamp();
+    ipc_action action = IPC_CONTINUE;
+    uint64_t replies = 0;
+    bool replied;
+    s->batch_client = id;
+    for (int k = 0; k < IPC__BATCH_MAX; k++) {
+        if (!ipc__serve_one(s, id, handler, ctx, response, &action, &replied))
+            break;
+        replies += replied;
+        if (action != IPC_CONTINUE || s->ops->has_next == NULL || !s->ops->has_next(s, id))
+            break;
+    }
+    s->batch_client = -1;
+    if (s->ops->end_batch != NULL)
+        s->ops->end_batch(s, id);
+    if (replies != 0)
+        ipc__stat_latency_n(s->stats.block, ipc__stamp_ns(ipc__stamp() - t0), replies);
     return action;
 }
 
@@ -648,7 +708,7 @@ int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_mes
             rc = id;
             break;
         }
-        if (ipc__serve_one(s, id, handler, ctx, &response) == IPC_SHUTDOWN) {
+        if (ipc__serve_batch(s, id, handler, ctx, &response) == IPC_SHUTDOWN) {
             (void)s->ops->flush(s, ipc__now_ns() + IPC_SHUTDOWN_FLUSH_NS);
             break;
         }

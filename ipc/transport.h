@@ -97,6 +97,12 @@ typedef struct ipc_server_ops {
     /* Optional: s->max_message changed (ipc_server_run() passed its own
      * limit); apply it to the connections already open. */
     void (*set_limit)(ipc_server *s);
+    /* Optional, for the run loop's batches (see batch_client): true when
+     * client_id has another request ready now, found without a system call
+     * (no has_next: batches of one); end_batch wakes the client for
+     * everything published to it during the batch. */
+    bool (*has_next)(ipc_server *s, int client_id);
+    void (*end_batch)(ipc_server *s, int client_id);
 } ipc_server_ops;
 
 /* Longest name a server has: a socket path or a shared-memory name. */
@@ -115,11 +121,12 @@ struct ipc_server {
     ipc__staging peeked; /* a request received for a transport without peek */
     /* Set by ipc_server_stop(), cleared when run() returns or on close. */
     atomic_int stop_requested;
-    /* True only while the run loop commits or sends a reply to a client
-     * whose request it holds (peeked) and will release next: a transport
-     * may publish the reply without waking the client and wake it once, in
-     * that release (one fence instead of two). */
-    bool reply_before_release;
+    /* The client whose requests the run loop is serving back to back, or
+     * -1: replies to and releases of this client (only) may be published
+     * without waking it, as long as a client seen asleep is still woken at
+     * once; ops->end_batch(s, batch_client) follows the batch and must wake
+     * it for everything (one fence per batch instead of two per request). */
+    int batch_client;
 };
 
 /* Bytes of replies one client may have queued before it is dropped:

@@ -66,7 +66,7 @@ typedef struct ipc__shm_slot {
     bool doomed;        /* dropped while lent: finish at release */
     uint32_t peeked_len;
     bool loaned;        /* a reply is being written in place */
-    bool wake_owed;     /* a reply went out unannounced: wake at release */
+    bool wake_owed;     /* published to unannounced in a batch: wake at its end */
 } ipc__shm_slot;
 
 typedef struct ipc__shm_server {
@@ -742,6 +742,16 @@ static void ipc__srv_destroy(ipc_server *base)
     free(s);
 }
 
+/* Inside a batch (base.batch_client): something was published to the
+ * client without a wake. A client already seen asleep on w is woken now,
+ * not at the batch's end; ipc__srv_end_batch() catches one falling asleep. */
+static void ipc__srv_owe_wake(ipc__shm_slot *sl, ipc__waitpoint *w)
+{
+    if (ipc__wait_sleeper_seen(w))
+        ipc__wait_notify(w);
+    sl->wake_owed = true;
+}
+
 static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
 {
     ipc__shm_server *s = ipc__srv(base);
@@ -770,15 +780,32 @@ static ssize_t ipc__srv_release(ipc_server *base, int client_id)
         ipc__srv_drop(s, client_id); /* wakes the client itself */
         return -ECONNRESET;
     }
-    if (sl->wake_owed) {
-        /* One fence for the reply's [T] and the request's [H]. */
-        sl->wake_owed = false;
+    if (base->batch_client == client_id) {
         ipc__spsc_release_nowake(&sl->seg.req);
-        ipc__wait_notify_pair(&sl->seg.resp.shared->data, &sl->seg.req.shared->space);
+        ipc__srv_owe_wake(sl, &sl->seg.req.shared->space);
     } else {
         ipc__spsc_release(&sl->seg.req); /* also wakes a client waiting for space */
     }
     return (ssize_t)sl->peeked_len;
+}
+
+/* The next request is there (or the ring turned out corrupt: the peek that
+ * follows reports it and drops the client). */
+static bool ipc__srv_has_next(ipc_server *base, int client_id)
+{
+    ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
+    return sl != NULL && !sl->doomed && ipc__spsc_readable(&sl->seg.req) != 0;
+}
+
+/* The run loop's batch for this client is over: one fence for every reply
+ * ([T]) and release ([H]) published to it unannounced. */
+static void ipc__srv_end_batch(ipc_server *base, int client_id)
+{
+    ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
+    if (sl == NULL || !sl->wake_owed)
+        return;
+    sl->wake_owed = false;
+    ipc__wait_notify_pair(&sl->seg.resp.shared->data, &sl->seg.req.shared->space);
 }
 
 /* Space in the client's response ring itself; -EAGAIN when it has none now
@@ -814,9 +841,9 @@ static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
     if (!sl->loaned)
         return -EINVAL;
     sl->loaned = false;
-    if (base->reply_before_release && sl->peeked) {
+    if (base->batch_client == client_id) {
         ipc__spsc_publish_nowake(&sl->seg.resp, len);
-        sl->wake_owed = true; /* the run loop's release comes next */
+        ipc__srv_owe_wake(sl, &sl->seg.resp.shared->data);
     } else {
         ipc__spsc_publish(&sl->seg.resp, len); /* also wakes the client */
     }
@@ -846,6 +873,8 @@ static const ipc_server_ops ipc__shm_server_ops = {
     .release = ipc__srv_release,
     .loan = ipc__srv_loan,
     .commit = ipc__srv_commit,
+    .has_next = ipc__srv_has_next,
+    .end_batch = ipc__srv_end_batch,
 };
 
 ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,

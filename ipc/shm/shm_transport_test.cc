@@ -363,6 +363,52 @@ TEST(ShmTransport, RunLoopReplyWakesAClientAsleepOnItsResponseRing)
     ipc_client_destroy(c);
 }
 
+// A batch publishes its replies unannounced and wakes the client once, at
+// its end: requests sent back to back are served as one batch, and a client
+// asleep (no spin, no slices) on its response ring is woken for all.
+struct TailAtLeast {
+    ipc__spsc_shared *ring;
+    uint64_t value;
+};
+
+bool IsTailAtLeast(void *arg)
+{
+    auto *t = static_cast<TailAtLeast *>(arg);
+    return atomic_load_explicit(&t->ring->tail, memory_order_acquire) >= t->value;
+}
+
+TEST(ShmTransport, RunLoopBatchWakesAClientAsleepOnItsResponseRing)
+{
+    std::string name = UniqueName("batchwake");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 1);
+    ASSERT_NE(c, nullptr);
+    size_t size = 0;
+    auto *seg = ClientSegment(c, &size);
+    ASSERT_NE(seg, nullptr);
+    auto *hdr = reinterpret_cast<ipc__shm_seg_header *>(seg);
+    auto *resp = reinterpret_cast<ipc__spsc_shared *>(seg + hdr->resp_offset);
+    std::vector<uint8_t> buf(16);
+    const char *msgs[] = {"fast", "fast", "fast", "SLOW"};
+    uint64_t rounds = Scaled(5000);
+    for (uint64_t i = 0; i < rounds + 10; i++) {
+        int k = i >= rounds ? 4 : 3; // last rounds: the client is long asleep
+        // Each 4-byte reply is one 16-byte record.
+        TailAtLeast t{resp, atomic_load(&resp->tail) + 16u * (unsigned)k};
+        for (int j = 0; j < k; j++)
+            ASSERT_EQ(ipc_client_send(c, msgs[j], 4, 0), 0);
+        uint64_t t0 = NowNs();
+        ASSERT_EQ(ipc__wait_until(&resp->data, IsTailAtLeast, &t, 0, t0 + 5 * kSec), 0);
+        ASSERT_LT(NowNs() - t0, 4 * kSec) << "round " << i << ": a batch ended without a wake";
+        for (int j = 0; j < k; j++) {
+            ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 0), 4);
+            ASSERT_EQ(memcmp(buf.data(), msgs[j], 4), 0);
+        }
+    }
+    ipc_client_destroy(c);
+}
+
 // --------------------------------------------------------- many clients
 
 TEST(ShmTransport, ManyClientProcessesAtOnce)
