@@ -9,6 +9,23 @@
 
 #include "ipc/unix/unix.h"
 
+/* Maps every page of the segment into this process now (~1 ms for the
+ * 8 MiB of two default rings, once per connection), so that no request or
+ * reply takes a page fault on its first pass through a ring: each would
+ * cost both sides microseconds, and a fresh connection's first 58 000
+ * 64-byte messages would meet one every 57. Best effort: before Linux 5.14
+ * pages fault in on first use, as they did before. */
+static void ipc__shm_segment_prefault(ipc__shm_segment *seg)
+{
+#ifdef MADV_POPULATE_READ
+    /* READ maps the memfd's (already allocated) pages writable too: a
+     * shared mapping needs no copy on write, and memfds track no dirt. */
+    (void)madvise(seg->base, seg->size, MADV_POPULATE_READ);
+#else
+    (void)seg;
+#endif
+}
+
 /* Writes the segment header and formats both rings; ready goes last. */
 static void ipc__shm_segment_format(ipc__shm_segment *seg, uint64_t ring, uint32_t id,
                                     uint32_t max_clients, uint64_t max_request)
@@ -56,6 +73,7 @@ int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t 
     if (rc < 0)
         return rc;
     *seg = (ipc__shm_segment){.base = base, .size = size, .hdr = base};
+    ipc__shm_segment_prefault(seg);
     ipc__shm_segment_format(seg, ring_size, id, max_clients, max_request);
     if ((rc = ipc__shm_segment_attach(seg, ring_size, true)) < 0)
         goto failed_attach;
@@ -121,6 +139,8 @@ int ipc__shm_segment_map(ipc__shm_segment *seg, int fd, uint32_t id, uint32_t ma
     *seg = (ipc__shm_segment){.base = base, .size = size, .hdr = base};
     if ((rc = ipc__shm_segment_validate(seg, id, max_clients, served)) < 0)
         ipc__shm_segment_unmap(seg);
+    else
+        ipc__shm_segment_prefault(seg);
     return rc;
 }
 

@@ -409,6 +409,55 @@ TEST(ShmTransport, RunLoopBatchWakesAClientAsleepOnItsResponseRing)
     ipc_client_destroy(c);
 }
 
+// Rss and Size (kB) of the mapping that starts at addr in /proc/<pid>/smaps,
+// or (addr 0) of the first whose first line names `file`; -1 when not found.
+std::pair<long, long> MappingRssAndSize(pid_t pid, uintptr_t addr, const char *file)
+{
+    FILE *f = fopen(("/proc/" + std::to_string(pid) + "/smaps").c_str(), "r");
+    if (!f)
+        return {-1, -1};
+    char line[4096];
+    bool in = false;
+    long rss = -1, size = -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(line, "%lx-%lx %7s ", &lo, &hi, perms) == 3) { // a mapping's first line
+            if (in)
+                break;
+            in = addr != 0 ? lo == addr : strstr(line, file) != nullptr;
+            continue;
+        }
+        if (in && sscanf(line, "Size: %ld kB", &size) == 1)
+            continue;
+        if (in && sscanf(line, "Rss: %ld kB", &rss) == 1)
+            continue;
+    }
+    fclose(f);
+    return {rss, size};
+}
+
+// Connect maps every page of both rings on both sides, so that no request
+// or reply takes a page fault on its first pass.
+TEST(ShmTransport, ConnectMapsEveryPageOfTheSegmentOnBothSides)
+{
+    std::string name = UniqueName("prefault");
+    ShmServerProcess srv(name, 1);
+    ASSERT_EQ(srv.listen_rc(), 0);
+    ipc_client *c = ConnectShm(name, 1);
+    ASSERT_NE(c, nullptr);
+    size_t size = 0;
+    uint8_t *seg = ClientSegment(c, &size);
+    ASSERT_NE(seg, nullptr);
+    auto mine = MappingRssAndSize(getpid(), (uintptr_t)seg, nullptr);
+    EXPECT_EQ(mine.second, (long)(size / 1024));
+    EXPECT_EQ(mine.first, mine.second) << "client: pages of the segment not mapped yet";
+    auto theirs = MappingRssAndSize(srv.pid(), 0, "/memfd:ipc-shm (deleted)");
+    EXPECT_EQ(theirs.second, (long)(size / 1024));
+    EXPECT_EQ(theirs.first, theirs.second) << "server: pages of the segment not mapped yet";
+    ipc_client_destroy(c);
+}
+
 // --------------------------------------------------------- many clients
 
 TEST(ShmTransport, ManyClientProcessesAtOnce)
