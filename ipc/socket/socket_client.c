@@ -82,6 +82,8 @@ static int ipc__socket_client_connect(ipc_client *base)
         close(fd);
         return rc;
     }
+    /* The server's limit is not known here: size for the default one. */
+    ipc__socket_sndbuf_at_least(fd, IPC_FRAME_HEADER + IPC_DEFAULT_MAX_MESSAGE);
     c->fd = fd;
     ipc_frame_reader_init(&c->rx, UINT32_MAX);
     c->discard = 0;

@@ -280,6 +280,7 @@ static int ipc__conn_add(ipc__socket_server *s, int fd)
     }
     ipc__conn *c = &s->conns[id];
     memset(c, 0, sizeof(*c));
+    ipc__socket_sndbuf_at_least(fd, IPC_FRAME_HEADER + s->base.max_message);
     c->fd = fd;
     c->events = EPOLLIN;
     ipc_frame_reader_init(&c->rx, s->base.max_message);
@@ -345,12 +346,15 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
         size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
         if (room == 0)
             break; /* out of memory: retry on the next wake-up */
-        if (room > budget)
-            room = budget;
+        /* The rest of a frame already begun is read in one go, budget or
+         * not: a 1 MiB request took four reads and four epoll_waits. */
+        size_t cap = r == 0 && want > budget ? want : budget;
+        if (room > cap)
+            room = cap;
         ssize_t got = recv(c->fd, dst, room, MSG_DONTWAIT);
         if (got > 0) {
             ipc_frame_reader_commit(&c->rx, (size_t)got);
-            budget -= (size_t)got;
+            budget = (size_t)got < budget ? budget - (size_t)got : 0;
             if ((size_t)got < room)
                 break; /* drained the socket for now */
             continue;

@@ -90,6 +90,39 @@ TEST_F(SocketTest, EchoesMessagesOfZeroOneFourKiBAndOneMiB)
     EXPECT_EQ(server.Stop(), 0);
 }
 
+// What the kernel grants a socket asking for `bytes` of send buffer the way
+// the transport does (SO_SNDBUFFORCE where permitted, else SO_SNDBUF).
+int GrantedSendBuffer(int bytes)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -1;
+    if (setsockopt(sv[0], SOL_SOCKET, SO_SNDBUFFORCE, &bytes, sizeof(bytes)) < 0)
+        (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bytes, sizeof(bytes));
+    int got = 0;
+    socklen_t len = sizeof(got);
+    (void)getsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &got, &len);
+    close(sv[0]);
+    close(sv[1]);
+    return got;
+}
+
+// A client's socket can queue a whole default-size message (as far as the
+// kernel lets this process), so sending one never stops half-way.
+TEST_F(SocketTest, ClientSendBufferHoldsAWholeDefaultMessage)
+{
+    ServerProcess server(SocketFactory());
+    ASSERT_TRUE(server.ok());
+    Client c = Connect();
+    int fd = ipc_client_fd(c.get());
+    ASSERT_GE(fd, 0);
+    int have = 0;
+    socklen_t len = sizeof(have);
+    ASSERT_EQ(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &have, &len), 0);
+    EXPECT_GE(have, GrantedSendBuffer((int)(IPC_DEFAULT_MAX_MESSAGE + 4)));
+    EXPECT_EQ(server.Stop(), 0);
+}
+
 TEST_F(SocketTest, ServesManyClientsFromManyProcesses)
 {
     ServerProcess server(SocketFactory());

@@ -41,3 +41,21 @@ int ipc__wait_fd(int fd, short events, uint64_t deadline)
             return -errno;
     }
 }
+
+/* Past this a bigger buffer buys nothing for one frame's latency. */
+#define IPC_SNDBUF_MAX (8u << 20)
+
+void ipc__socket_sndbuf_at_least(int fd, size_t bytes)
+{
+    int have = 0;
+    socklen_t len = sizeof(have);
+    if (bytes > IPC_SNDBUF_MAX)
+        bytes = IPC_SNDBUF_MAX;
+    /* The kernel reports (and enforces) twice what was asked: the other
+     * half covers its own bookkeeping, so asking for `bytes` fits them. */
+    if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &have, &len) == 0 && (size_t)have >= 2 * bytes)
+        return;
+    int want = (int)bytes;
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof(want)) < 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof(want));
+}
