@@ -2,7 +2,7 @@
  * Round trips for instruction counting: a forked echo server and a client
  * doing COUNT round trips of SIZE bytes, one at a time, each reply checked.
  *
- *   rtt_probe shm|socket|raw_spin COUNT SIZE
+ *   rtt_probe shm|shm_zc|socket|raw_spin COUNT SIZE
  *
  * Run under `valgrind --tool=callgrind` by tools/perf/callgrind_rtt.sh,
  * which counts only our own work per round trip (waiting is toggled off).
@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +24,7 @@
 
 #include "ipc/ipc.h"
 
-#define PROBE_MAX_SIZE 65536
+#define PROBE_MAX_SIZE (1 << 20)
 
 static void probe_die(const char *what, int err)
 {
@@ -141,9 +142,39 @@ static int probe_connect(ipc_client *c)
     return -ETIMEDOUT;
 }
 
+static ssize_t probe_copy_round_trip(ipc_client *c, const unsigned char *msg, size_t size,
+                                     unsigned char *out)
+{
+    int rc = ipc_client_send(c, msg, size, 0);
+    return rc < 0 ? rc : ipc_client_recv(c, out, PROBE_MAX_SIZE, 0);
+}
+
+/* The zero-copy client: the request written in place, the reply read in
+ * place (copied out, so the check below reads it as the copying one does). */
+static ssize_t probe_zc_round_trip(ipc_client *c, const unsigned char *msg, size_t size,
+                                   unsigned char *out)
+{
+    void *buf;
+    int rc = ipc_client_loan(c, size, &buf, 0);
+    if (rc < 0)
+        return rc;
+    memcpy(buf, msg, size);
+    if ((rc = ipc_client_commit(c, size)) < 0)
+        return rc;
+    const void *reply;
+    ssize_t n = ipc_client_peek(c, &reply, 0);
+    if (n < 0)
+        return n;
+    memcpy(out, reply, (size_t)n);
+    return ipc_client_release(c);
+}
+
 static int probe_ipc(const char *kind, long count, size_t size, const unsigned char *msg,
                      unsigned char *out)
 {
+    bool zero_copy = strcmp(kind, "shm_zc") == 0;
+    if (zero_copy)
+        kind = "shm";
     char name[96];
     if (strcmp(kind, "shm") == 0)
         snprintf(name, sizeof name, "rtt_probe_%d_%ld", (int)getpid(), (long)time(NULL));
@@ -165,11 +196,10 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
     if (rc < 0)
         probe_die("connect", rc);
     for (long i = 0; i < count; i++) {
-        if ((rc = ipc_client_send(c, msg, size, 0)) < 0)
-            probe_die("send", rc);
-        ssize_t n = ipc_client_recv(c, out, PROBE_MAX_SIZE, 0);
+        ssize_t n = zero_copy ? probe_zc_round_trip(c, msg, size, out)
+                              : probe_copy_round_trip(c, msg, size, out);
         if (n < 0)
-            probe_die("recv", (int)n);
+            probe_die("round trip", (int)n);
         if ((size_t)n != size || memcmp(out, msg, size) != 0)
             probe_die("echo differs", -EPROTO);
     }
@@ -185,7 +215,7 @@ int main(int argc, char **argv)
 {
     char *end;
     if (argc != 4) {
-        fprintf(stderr, "usage: rtt_probe shm|socket|raw_spin COUNT SIZE\n");
+        fprintf(stderr, "usage: rtt_probe shm|shm_zc|socket|raw_spin COUNT SIZE\n");
         return 2;
     }
     long count = strtol(argv[2], &end, 10);
@@ -204,10 +234,12 @@ int main(int argc, char **argv)
     int rc;
     if (strcmp(argv[1], "raw_spin") == 0)
         rc = probe_raw(count, size, msg, out);
-    else if (strcmp(argv[1], "shm") == 0 || strcmp(argv[1], "socket") == 0)
+    else if (strcmp(argv[1], "shm") == 0 || strcmp(argv[1], "shm_zc") == 0 ||
+             strcmp(argv[1], "socket") == 0)
         rc = probe_ipc(argv[1], count, size, msg, out);
     else {
-        fprintf(stderr, "rtt_probe: unknown transport '%s' (shm, socket, raw_spin)\n", argv[1]);
+        fprintf(stderr, "rtt_probe: unknown transport '%s' (shm, shm_zc, socket, raw_spin)\n",
+                argv[1]);
         return 2;
     }
     return rc == 0 ? 0 : 1;
