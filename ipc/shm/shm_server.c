@@ -790,11 +790,12 @@ static ssize_t ipc__srv_release(ipc_server *base, int client_id)
 }
 
 /* The next request is there (or the ring turned out corrupt: the peek that
- * follows reports it and drops the client). */
+ * follows reports it and drops the client) and the client may be served: a
+ * paused one (ipc__srv_pause) ends its batch, so the bound holds in one. */
 static bool ipc__srv_has_next(ipc_server *base, int client_id)
 {
     ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
-    return sl != NULL && !sl->doomed && ipc__spsc_readable(&sl->seg.req) != 0;
+    return sl != NULL && !sl->doomed && !sl->paused && ipc__spsc_readable(&sl->seg.req) != 0;
 }
 
 /* The run loop's batch for this client is over: one fence for every reply
