@@ -72,7 +72,7 @@ static int ipc__cli_dial(ipc__shm_client *c, uint64_t deadline)
     }
 }
 
-static int ipc__cli_connect(ipc_client *base)
+static int ipc__shm_client_connect(ipc_client *base)
 {
     ipc__shm_client *c = ipc__cli(base);
     uint64_t deadline = ipc__now_ns() + IPC__SHM_CONNECT_NS;
@@ -189,7 +189,7 @@ static void ipc__cli_publish(ipc__shm_client *c, size_t len)
     ipc__bell_ring(c->bell, c->wake_fd);
 }
 
-static int ipc__cli_send(ipc_client *base, const void *data, size_t len, uint64_t deadline)
+static int ipc__shm_client_send(ipc_client *base, const void *data, size_t len, uint64_t deadline)
 {
     ipc__shm_client *c = ipc__cli(base);
     void *p;
@@ -252,7 +252,7 @@ static ssize_t ipc__cli_consume(ipc__shm_client *c, ssize_t len)
     return len;
 }
 
-static ssize_t ipc__cli_recv(ipc_client *base, void *buf, size_t max_len, uint64_t deadline)
+static ssize_t ipc__shm_client_recv(ipc_client *base, void *buf, size_t max_len, uint64_t deadline)
 {
     ipc__shm_client *c = ipc__cli(base);
     const void *p;
@@ -267,7 +267,7 @@ static ssize_t ipc__cli_recv(ipc_client *base, void *buf, size_t max_len, uint64
     return ipc__cli_consume(c, n);
 }
 
-static ssize_t ipc__cli_peek(ipc_client *base, const void **msg, uint64_t deadline)
+static ssize_t ipc__shm_client_peek(ipc_client *base, const void **msg, uint64_t deadline)
 {
     ipc__shm_client *c = ipc__cli(base);
     ssize_t n = ipc__cli_next(c, msg, deadline);
@@ -278,7 +278,7 @@ static ssize_t ipc__cli_peek(ipc_client *base, const void **msg, uint64_t deadli
     return n;
 }
 
-static ssize_t ipc__cli_release(ipc_client *base)
+static ssize_t ipc__shm_client_release(ipc_client *base)
 {
     ipc__shm_client *c = ipc__cli(base);
     if (!c->peeked)
@@ -287,7 +287,7 @@ static ssize_t ipc__cli_release(ipc_client *base)
     return ipc__cli_consume(c, (ssize_t)c->peeked_len);
 }
 
-static int ipc__cli_loan(ipc_client *base, size_t len, void **buf, uint64_t deadline)
+static int ipc__shm_client_loan(ipc_client *base, size_t len, void **buf, uint64_t deadline)
 {
     ipc__shm_client *c = ipc__cli(base);
     int rc = ipc__cli_claim(c, len, buf, deadline);
@@ -297,7 +297,7 @@ static int ipc__cli_loan(ipc_client *base, size_t len, void **buf, uint64_t dead
     return 0;
 }
 
-static int ipc__cli_commit(ipc_client *base, size_t len)
+static int ipc__shm_client_commit(ipc_client *base, size_t len)
 {
     ipc__shm_client *c = ipc__cli(base);
     if (!c->loaned)
@@ -309,7 +309,7 @@ static int ipc__cli_commit(ipc_client *base, size_t len)
 
 /* An epoll set of the relay's eventfd (replies) and the rendezvous socket
  * (the server's hang-up): one fd for the application to poll. */
-static int ipc__cli_fd(ipc_client *base)
+static int ipc__shm_client_fd(ipc_client *base)
 {
     ipc__shm_client *c = ipc__cli(base);
     if (c->epoll_fd >= 0)
@@ -337,7 +337,7 @@ failed_epoll:
     return rc;
 }
 
-static void ipc__cli_close(ipc_client *base)
+static void ipc__shm_client_close(ipc_client *base)
 {
     ipc__shm_client *c = ipc__cli(base);
     ipc__relay_stop(&c->relay); /* before the ring it watches is unmapped */
@@ -348,23 +348,23 @@ static void ipc__cli_close(ipc_client *base)
     ipc__cli_set_dead(c, false);
 }
 
-static void ipc__cli_destroy(ipc_client *base)
+static void ipc__shm_client_destroy(ipc_client *base)
 {
     free(base);
 }
 
 const ipc_client_ops ipc__shm_client_ops = {
     .name = "shm",
-    .connect = ipc__cli_connect,
-    .send = ipc__cli_send,
-    .recv = ipc__cli_recv,
-    .close = ipc__cli_close,
-    .destroy = ipc__cli_destroy,
-    .fd = ipc__cli_fd,
-    .peek = ipc__cli_peek,
-    .release = ipc__cli_release,
-    .loan = ipc__cli_loan,
-    .commit = ipc__cli_commit,
+    .connect = ipc__shm_client_connect,
+    .send = ipc__shm_client_send,
+    .recv = ipc__shm_client_recv,
+    .close = ipc__shm_client_close,
+    .destroy = ipc__shm_client_destroy,
+    .fd = ipc__shm_client_fd,
+    .peek = ipc__shm_client_peek,
+    .release = ipc__shm_client_release,
+    .loan = ipc__shm_client_loan,
+    .commit = ipc__shm_client_commit,
 };
 
 ipc_client *ipc__shm_client_create(const char *name, size_t max_clients)

@@ -162,7 +162,7 @@ static void ipc__srv_drop(ipc__shm_server *s, int id)
     s->views[id] = NULL;
     if (sl->peeked) {
         /* The application still reads a request in this segment: unmap
-         * once it releases it (ipc__srv_release), and serve no more. */
+         * once it releases it (ipc__shm_server_release), and serve no more. */
         sl->doomed = true;
         return;
     }
@@ -495,7 +495,7 @@ static bool ipc__srv_frame_ready(ipc__shm_server *s, int id)
     return ipc__srv_next(s, id, &p, &n) == 1;
 }
 
-static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
+static int ipc__shm_server_wait_for_data(ipc_server *base, uint64_t deadline)
 {
     ipc__shm_server *s = ipc__srv(base);
     bool drained = false;
@@ -539,7 +539,7 @@ static int ipc__srv_wait_for_data(ipc_server *base, uint64_t deadline)
     }
 }
 
-static ssize_t ipc__srv_recv(ipc_server *base, int client_id, void *buf, size_t max_len)
+static ssize_t ipc__shm_server_recv(ipc_server *base, int client_id, void *buf, size_t max_len)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
@@ -600,7 +600,7 @@ static int ipc__srv_queue(ipc__shm_server *s, int id, const void *data, size_t l
     return 0;
 }
 
-static int ipc__srv_send(ipc_server *base, int client_id, const void *data, size_t len)
+static int ipc__shm_server_send(ipc_server *base, int client_id, const void *data, size_t len)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
@@ -628,7 +628,7 @@ static bool ipc__srv_flush_ready(void *arg)
            ipc__srv_flushable(s);
 }
 
-static int ipc__srv_flush(ipc_server *base, uint64_t deadline)
+static int ipc__shm_server_flush(ipc_server *base, uint64_t deadline)
 {
     ipc__shm_server *s = ipc__srv(base);
     for (;;) {
@@ -644,7 +644,7 @@ static int ipc__srv_flush(ipc_server *base, uint64_t deadline)
     }
 }
 
-static void ipc__srv_wake(ipc_server *base)
+static void ipc__shm_server_wake(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
     /* Async-signal-safe: an atomic load and a write(2). */
@@ -674,7 +674,7 @@ static void ipc__srv_stop_watcher(ipc__shm_server *s)
     s->watcher_running = false;
 }
 
-static int ipc__srv_listen(ipc_server *base)
+static int ipc__shm_server_listen(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
     int rc = ipc__srv_make_bell(s);
@@ -711,7 +711,7 @@ failed_listen:
     return rc;
 }
 
-static void ipc__srv_close(ipc_server *base)
+static void ipc__shm_server_close(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__srv_stop_watcher(s);
@@ -729,7 +729,7 @@ static void ipc__srv_close(ipc_server *base)
         atomic_store_explicit(&s->hints[i], 0, memory_order_relaxed);
 }
 
-static void ipc__srv_destroy(ipc_server *base)
+static void ipc__shm_server_destroy(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__bell_close(&s->bell);
@@ -744,7 +744,7 @@ static void ipc__srv_destroy(ipc_server *base)
 
 /* Inside a batch (base.batch_client): something was published to the
  * client without a wake. A client already seen asleep on w is woken now,
- * not at the batch's end; ipc__srv_end_batch() catches one falling asleep. */
+ * not at the batch's end; ipc__shm_server_end_batch() catches one falling asleep. */
 static void ipc__srv_owe_wake(ipc__shm_slot *sl, ipc__waitpoint *w)
 {
     if (ipc__wait_sleeper_seen(w))
@@ -752,7 +752,7 @@ static void ipc__srv_owe_wake(ipc__shm_slot *sl, ipc__waitpoint *w)
     sl->wake_owed = true;
 }
 
-static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
+static ssize_t ipc__shm_server_peek(ipc_server *base, int client_id, const void **msg)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
@@ -767,7 +767,7 @@ static ssize_t ipc__srv_peek(ipc_server *base, int client_id, const void **msg)
     return (ssize_t)n;
 }
 
-static ssize_t ipc__srv_release(ipc_server *base, int client_id)
+static ssize_t ipc__shm_server_release(ipc_server *base, int client_id)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
@@ -792,7 +792,7 @@ static ssize_t ipc__srv_release(ipc_server *base, int client_id)
 /* The next request is there (or the ring turned out corrupt: the peek that
  * follows reports it and drops the client) and the client may be served: a
  * paused one (ipc__srv_pause) ends its batch, so the bound holds in one. */
-static bool ipc__srv_has_next(ipc_server *base, int client_id)
+static bool ipc__shm_server_has_next(ipc_server *base, int client_id)
 {
     ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
     return sl != NULL && !sl->doomed && !sl->paused && ipc__spsc_readable(&sl->seg.req) != 0;
@@ -800,7 +800,7 @@ static bool ipc__srv_has_next(ipc_server *base, int client_id)
 
 /* The run loop's batch for this client is over: one fence for every reply
  * ([T]) and release ([H]) published to it unannounced. */
-static void ipc__srv_end_batch(ipc_server *base, int client_id)
+static void ipc__shm_server_end_batch(ipc_server *base, int client_id)
 {
     ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
     if (sl == NULL || !sl->wake_owed)
@@ -811,7 +811,7 @@ static void ipc__srv_end_batch(ipc_server *base, int client_id)
 
 /* Space in the client's response ring itself; -EAGAIN when it has none now
  * or earlier replies wait in the queue (they go first). */
-static int ipc__srv_loan(ipc_server *base, int client_id, size_t len, void **buf)
+static int ipc__shm_server_loan(ipc_server *base, int client_id, size_t len, void **buf)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
@@ -833,7 +833,7 @@ static int ipc__srv_loan(ipc_server *base, int client_id, size_t len, void **buf
     return rc;
 }
 
-static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
+static int ipc__shm_server_commit(ipc_server *base, int client_id, size_t len)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
@@ -851,7 +851,7 @@ static int ipc__srv_commit(ipc_server *base, int client_id, size_t len)
     return 0;
 }
 
-static int ipc__srv_fd(ipc_server *base)
+static int ipc__shm_server_fd(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
     if (!s->bell.held)
@@ -861,21 +861,21 @@ static int ipc__srv_fd(ipc_server *base)
 
 static const ipc_server_ops ipc__shm_server_ops = {
     .name = "shm",
-    .listen = ipc__srv_listen,
-    .wait_for_data = ipc__srv_wait_for_data,
-    .recv = ipc__srv_recv,
-    .send = ipc__srv_send,
-    .flush = ipc__srv_flush,
-    .wake = ipc__srv_wake,
-    .close = ipc__srv_close,
-    .destroy = ipc__srv_destroy,
-    .fd = ipc__srv_fd,
-    .peek = ipc__srv_peek,
-    .release = ipc__srv_release,
-    .loan = ipc__srv_loan,
-    .commit = ipc__srv_commit,
-    .has_next = ipc__srv_has_next,
-    .end_batch = ipc__srv_end_batch,
+    .listen = ipc__shm_server_listen,
+    .wait_for_data = ipc__shm_server_wait_for_data,
+    .recv = ipc__shm_server_recv,
+    .send = ipc__shm_server_send,
+    .flush = ipc__shm_server_flush,
+    .wake = ipc__shm_server_wake,
+    .close = ipc__shm_server_close,
+    .destroy = ipc__shm_server_destroy,
+    .fd = ipc__shm_server_fd,
+    .peek = ipc__shm_server_peek,
+    .release = ipc__shm_server_release,
+    .loan = ipc__shm_server_loan,
+    .commit = ipc__shm_server_commit,
+    .has_next = ipc__shm_server_has_next,
+    .end_batch = ipc__shm_server_end_batch,
 };
 
 ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,

@@ -8,19 +8,19 @@
  * not pin memory for the life of the connection. */
 #define IPC_FRAME_KEEP (64u << 10)
 
-void ipc_frame_reader_init(ipc_frame_reader *r, size_t max_payload)
+void ipc__frame_reader_init(ipc__frame_reader *r, size_t max_payload)
 {
     memset(r, 0, sizeof(*r));
     r->max_payload = max_payload;
 }
 
-void ipc_frame_reader_free(ipc_frame_reader *r)
+void ipc__frame_reader_free(ipc__frame_reader *r)
 {
     free(r->buf);
     memset(r, 0, sizeof(*r));
 }
 
-size_t ipc_frame_reader_room(ipc_frame_reader *r, size_t min_room, uint8_t **dst)
+size_t ipc__frame_reader_room(ipc__frame_reader *r, size_t min_room, uint8_t **dst)
 {
     if (r->start == r->end) {
         r->start = r->end = 0;
@@ -49,36 +49,36 @@ size_t ipc_frame_reader_room(ipc_frame_reader *r, size_t min_room, uint8_t **dst
     return r->capacity - r->end;
 }
 
-void ipc_frame_reader_commit(ipc_frame_reader *r, size_t n)
+void ipc__frame_reader_commit(ipc__frame_reader *r, size_t n)
 {
     r->end += n;
 }
 
-int ipc_frame_reader_peek(const ipc_frame_reader *r, const uint8_t **payload, uint32_t *len)
+int ipc__frame_reader_peek(const ipc__frame_reader *r, const uint8_t **payload, uint32_t *len)
 {
     size_t avail = r->end - r->start;
-    if (avail < IPC_FRAME_HEADER)
+    if (avail < IPC__FRAME_HEADER)
         return 0;
-    uint32_t n = ipc_frame_get_len(r->buf + r->start);
+    uint32_t n = ipc__frame_get_len(r->buf + r->start);
     if (n > r->max_payload)
         return -EMSGSIZE;
-    if (avail - IPC_FRAME_HEADER < n)
+    if (avail - IPC__FRAME_HEADER < n)
         return 0;
-    *payload = r->buf + r->start + IPC_FRAME_HEADER;
+    *payload = r->buf + r->start + IPC__FRAME_HEADER;
     *len = n;
     return 1;
 }
 
-void ipc_frame_reader_consume(ipc_frame_reader *r)
+void ipc__frame_reader_consume(ipc__frame_reader *r)
 {
-    r->start += IPC_FRAME_HEADER + ipc_frame_get_len(r->buf + r->start);
+    r->start += IPC__FRAME_HEADER + ipc__frame_get_len(r->buf + r->start);
 }
 
-size_t ipc_frame_reader_missing(const ipc_frame_reader *r)
+size_t ipc__frame_reader_missing(const ipc__frame_reader *r)
 {
     size_t avail = r->end - r->start;
-    if (avail < IPC_FRAME_HEADER)
-        return IPC_FRAME_HEADER - avail;
-    size_t whole = IPC_FRAME_HEADER + (size_t)ipc_frame_get_len(r->buf + r->start);
+    if (avail < IPC__FRAME_HEADER)
+        return IPC__FRAME_HEADER - avail;
+    size_t whole = IPC__FRAME_HEADER + (size_t)ipc__frame_get_len(r->buf + r->start);
     return whole > avail ? whole - avail : 0;
 }

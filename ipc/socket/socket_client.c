@@ -43,7 +43,7 @@ typedef struct ipc__socket_client {
     ipc_client base;
     struct sockaddr_un addr;
     int fd;
-    ipc_frame_reader rx;
+    ipc__frame_reader rx;
     uint64_t discard;
     pthread_mutex_t tx_lock;
     atomic_bool tx_parked; /* tx holds a rest: a hint, tx is read under tx_lock */
@@ -83,9 +83,9 @@ static int ipc__socket_client_connect(ipc_client *base)
         return rc;
     }
     /* The server's limit is not known here: size for the default one. */
-    ipc__socket_sndbuf_at_least(fd, IPC_FRAME_HEADER + IPC_DEFAULT_MAX_MESSAGE);
+    ipc__socket_sndbuf_at_least(fd, IPC__FRAME_HEADER + IPC_DEFAULT_MAX_MESSAGE);
     c->fd = fd;
-    ipc_frame_reader_init(&c->rx, UINT32_MAX);
+    ipc__frame_reader_init(&c->rx, UINT32_MAX);
     c->discard = 0;
     return 0;
 }
@@ -198,16 +198,16 @@ static ssize_t ipc__recv_some(ipc__socket_client *c, void *dst, size_t len, uint
 }
 
 /* Keeps the unsent rest of a frame whose first `sent` bytes went out. */
-static int ipc__park_tx(ipc__socket_client *c, const uint8_t hdr[IPC_FRAME_HEADER],
+static int ipc__park_tx(ipc__socket_client *c, const uint8_t hdr[IPC__FRAME_HEADER],
                         const void *data, size_t len, size_t sent)
 {
-    size_t rest = IPC_FRAME_HEADER + len - sent;
+    size_t rest = IPC__FRAME_HEADER + len - sent;
     c->tx = malloc(rest);
     if (c->tx == NULL)
         return -ENOMEM; /* the stream is broken: the caller must reconnect */
     size_t off = 0;
-    if (sent < IPC_FRAME_HEADER) {
-        off = IPC_FRAME_HEADER - sent;
+    if (sent < IPC__FRAME_HEADER) {
+        off = IPC__FRAME_HEADER - sent;
         memcpy(c->tx, hdr + sent, off);
     }
     if (rest > off)
@@ -224,8 +224,8 @@ static int ipc__send_frame(ipc__socket_client *c, const void *data, size_t len,
     int rc = ipc__flush_tx(c, deadline);
     if (rc < 0)
         return rc;
-    uint8_t hdr[IPC_FRAME_HEADER];
-    ipc_frame_put_len(hdr, (uint32_t)len);
+    uint8_t hdr[IPC__FRAME_HEADER];
+    ipc__frame_put_len(hdr, (uint32_t)len);
     struct iovec iov[2] = {{.iov_base = hdr, .iov_len = sizeof(hdr)},
                            {.iov_base = (void *)data, .iov_len = len}};
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
@@ -299,13 +299,13 @@ static int ipc__socket_client_send(ipc_client *base, const void *data, size_t le
 static ssize_t ipc__fill_rx(ipc__socket_client *c, uint64_t deadline)
 {
     uint8_t *dst;
-    size_t want = ipc_frame_reader_missing(&c->rx);
-    size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
+    size_t want = ipc__frame_reader_missing(&c->rx);
+    size_t room = ipc__frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
     if (room < want)
         return -ENOMEM;
     ssize_t n = ipc__recv_some(c, dst, room, deadline);
     if (n > 0)
-        ipc_frame_reader_commit(&c->rx, (size_t)n);
+        ipc__frame_reader_commit(&c->rx, (size_t)n);
     return n;
 }
 
@@ -326,9 +326,9 @@ static ssize_t ipc__finish_discard(ipc__socket_client *c, uint64_t deadline)
 /* A frame too long for max_len: drop what rx holds of it, then the rest. */
 static ssize_t ipc__discard_frame(ipc__socket_client *c, uint32_t len, uint64_t deadline)
 {
-    size_t held = ipc_frame_reader_buffered(&c->rx) - IPC_FRAME_HEADER;
+    size_t held = ipc__frame_reader_buffered(&c->rx) - IPC__FRAME_HEADER;
     if (held >= len) {
-        ipc_frame_reader_consume(&c->rx);
+        ipc__frame_reader_consume(&c->rx);
         return -EMSGSIZE;
     }
     c->discard = len - held;
@@ -341,19 +341,19 @@ static ssize_t ipc__discard_frame(ipc__socket_client *c, uint32_t len, uint64_t 
 static ssize_t ipc__recv_direct(ipc__socket_client *c, uint8_t *buf, uint32_t len,
                                 uint64_t deadline)
 {
-    size_t got = ipc_frame_reader_buffered(&c->rx) - IPC_FRAME_HEADER;
-    memcpy(buf, c->rx.buf + c->rx.start + IPC_FRAME_HEADER, got);
+    size_t got = ipc__frame_reader_buffered(&c->rx) - IPC__FRAME_HEADER;
+    memcpy(buf, c->rx.buf + c->rx.start + IPC__FRAME_HEADER, got);
     while (got < len) {
         ssize_t n = ipc__recv_some(c, buf + got, len - got, deadline);
         if (n < 0) {
             if (n == -ETIMEDOUT) {
                 uint8_t *dst;
-                size_t need = IPC_FRAME_HEADER + len;
-                c->rx.end = c->rx.start + IPC_FRAME_HEADER; /* keep the header */
-                if (ipc_frame_reader_room(&c->rx, need, &dst) < got)
+                size_t need = IPC__FRAME_HEADER + len;
+                c->rx.end = c->rx.start + IPC__FRAME_HEADER; /* keep the header */
+                if (ipc__frame_reader_room(&c->rx, need, &dst) < got)
                     return -ENOMEM;
                 memcpy(dst, buf, got);
-                ipc_frame_reader_commit(&c->rx, got);
+                ipc__frame_reader_commit(&c->rx, got);
             }
             return n;
         }
@@ -376,18 +376,18 @@ static ssize_t ipc__socket_client_recv(ipc_client *base, void *buf, size_t max_l
     for (;;) {
         const uint8_t *payload;
         uint32_t len;
-        if (ipc_frame_reader_peek(&c->rx, &payload, &len) == 1) {
+        if (ipc__frame_reader_peek(&c->rx, &payload, &len) == 1) {
             if (len > max_len) {
-                ipc_frame_reader_consume(&c->rx);
+                ipc__frame_reader_consume(&c->rx);
                 return -EMSGSIZE;
             }
             if (len != 0)
                 memcpy(buf, payload, len);
-            ipc_frame_reader_consume(&c->rx);
+            ipc__frame_reader_consume(&c->rx);
             return (ssize_t)len;
         }
-        if (ipc_frame_reader_buffered(&c->rx) >= IPC_FRAME_HEADER) {
-            len = ipc_frame_get_len(c->rx.buf + c->rx.start);
+        if (ipc__frame_reader_buffered(&c->rx) >= IPC__FRAME_HEADER) {
+            len = ipc__frame_get_len(c->rx.buf + c->rx.start);
             if (len > max_len)
                 return ipc__discard_frame(c, len, deadline);
             if (len > IPC_CLIENT_DIRECT)
@@ -416,7 +416,7 @@ static ssize_t ipc__socket_client_peek(ipc_client *base, const void **msg, uint6
     for (;;) {
         const uint8_t *payload;
         uint32_t len;
-        if (ipc_frame_reader_peek(&c->rx, &payload, &len) == 1) {
+        if (ipc__frame_reader_peek(&c->rx, &payload, &len) == 1) {
             *msg = payload;
             return (ssize_t)len;
         }
@@ -431,9 +431,9 @@ static ssize_t ipc__socket_client_release(ipc_client *base)
     ipc__socket_client *c = ipc__sc(base);
     const uint8_t *payload;
     uint32_t len;
-    if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
+    if (ipc__frame_reader_peek(&c->rx, &payload, &len) != 1)
         return -EINVAL;
-    ipc_frame_reader_consume(&c->rx);
+    ipc__frame_reader_consume(&c->rx);
     return (ssize_t)len;
 }
 
@@ -442,7 +442,7 @@ static void ipc__socket_client_close(ipc_client *base)
     ipc__socket_client *c = ipc__sc(base);
     close(c->fd);
     c->fd = -1;
-    ipc_frame_reader_free(&c->rx);
+    ipc__frame_reader_free(&c->rx);
     free(c->tx);
     c->tx = NULL;
     c->tx_off = c->tx_len = 0;

@@ -59,7 +59,7 @@ typedef struct ipc__conn {
     uint32_t owed;     /* requests handed out and not yet answered */
     bool lent;         /* the front frame is lent by peek() until release() */
     bool held;         /* output over the bound: no request handed out */
-    ipc_frame_reader rx;
+    ipc__frame_reader rx;
     uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) of tx_cap */
     size_t tx_off;
     size_t tx_len;
@@ -196,7 +196,7 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
     ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
     ipc__listener_resume(s); /* an fd is free again */
     if (!c->lent) /* else the application still reads it: freed at release */
-        ipc_frame_reader_free(&c->rx);
+        ipc__frame_reader_free(&c->rx);
     if (c->tx_len > c->tx_off)
         s->tx_busy--;
     free(c->tx);
@@ -229,7 +229,7 @@ static bool ipc__has_frame(ipc__conn *c)
 {
     const uint8_t *p;
     uint32_t n;
-    return ipc_frame_reader_peek(&c->rx, &p, &n) == 1;
+    return ipc__frame_reader_peek(&c->rx, &p, &n) == 1;
 }
 
 /* May the front request be handed out? Not while lent, nor while the
@@ -280,10 +280,10 @@ static int ipc__conn_add(ipc__socket_server *s, int fd)
     }
     ipc__conn *c = &s->conns[id];
     memset(c, 0, sizeof(*c));
-    ipc__socket_sndbuf_at_least(fd, IPC_FRAME_HEADER + s->base.max_message);
+    ipc__socket_sndbuf_at_least(fd, IPC__FRAME_HEADER + s->base.max_message);
     c->fd = fd;
     c->events = EPOLLIN;
-    ipc_frame_reader_init(&c->rx, s->base.max_message);
+    ipc__frame_reader_init(&c->rx, s->base.max_message);
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
     if (epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         int err = -errno;
@@ -331,19 +331,19 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     while (budget > 0) {
         const uint8_t *p;
         uint32_t n;
-        int r = ipc_frame_reader_peek(&c->rx, &p, &n);
+        int r = ipc__frame_reader_peek(&c->rx, &p, &n);
         if (r < 0) {
             ipc__conn_kick_oversize(s, id);
             return;
         }
-        if (r == 1 && ipc_frame_reader_buffered(&c->rx) >= IPC_INPUT_HIGH_WATER) {
+        if (r == 1 && ipc__frame_reader_buffered(&c->rx) >= IPC_INPUT_HIGH_WATER) {
             /* Enough buffered: stop reading until recv() drains it. */
             (void)ipc__conn_interest(s, id, c->events & ~(uint32_t)EPOLLIN);
             break;
         }
-        size_t want = r == 1 ? 4096 : ipc_frame_reader_missing(&c->rx);
+        size_t want = r == 1 ? 4096 : ipc__frame_reader_missing(&c->rx);
         uint8_t *dst;
-        size_t room = ipc_frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
+        size_t room = ipc__frame_reader_room(&c->rx, want < 4096 ? 4096 : want, &dst);
         if (room == 0)
             break; /* out of memory: retry on the next wake-up */
         /* The rest of a frame already begun is read in one go, budget or
@@ -353,7 +353,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
             room = cap;
         ssize_t got = recv(c->fd, dst, room, MSG_DONTWAIT);
         if (got > 0) {
-            ipc_frame_reader_commit(&c->rx, (size_t)got);
+            ipc__frame_reader_commit(&c->rx, (size_t)got);
             budget = (size_t)got < budget ? budget - (size_t)got : 0;
             if ((size_t)got < room)
                 break; /* drained the socket for now */
@@ -374,7 +374,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
         return;
     const uint8_t *p;
     uint32_t n;
-    int r = ipc_frame_reader_peek(&c->rx, &p, &n);
+    int r = ipc__frame_reader_peek(&c->rx, &p, &n);
     if (r < 0)
         ipc__conn_kick_oversize(s, id);
     else if (r == 1 && !c->held)
@@ -466,7 +466,7 @@ static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hd
                            const void *data, size_t len, size_t sent, bool answer)
 {
     ipc__conn *c = &s->conns[id];
-    size_t rest = IPC_FRAME_HEADER + len - sent;
+    size_t rest = IPC__FRAME_HEADER + len - sent;
     size_t queued = c->tx_len - c->tx_off;
     size_t bound = ipc__pending_limit(&s->base);
     if (!answer && queued + rest > bound)
@@ -476,11 +476,11 @@ static int ipc__conn_queue(ipc__socket_server *s, uint32_t id, const uint8_t *hd
         return rc;
     uint8_t *tx = c->tx;
     size_t off = c->tx_len;
-    if (sent < IPC_FRAME_HEADER) {
-        memcpy(tx + off, hdr + sent, IPC_FRAME_HEADER - sent);
-        off += IPC_FRAME_HEADER - sent;
+    if (sent < IPC__FRAME_HEADER) {
+        memcpy(tx + off, hdr + sent, IPC__FRAME_HEADER - sent);
+        off += IPC__FRAME_HEADER - sent;
     }
-    size_t from = sent > IPC_FRAME_HEADER ? sent - IPC_FRAME_HEADER : 0;
+    size_t from = sent > IPC__FRAME_HEADER ? sent - IPC__FRAME_HEADER : 0;
     if (len > from)
         memcpy(tx + off, (const uint8_t *)data + from, len - from);
     c->tx_len = queued + rest;
@@ -498,7 +498,7 @@ static ssize_t ipc__conn_write_direct(ipc__conn *c, const uint8_t *hdr, const vo
 {
     if (c->tx_len > c->tx_off)
         return 0;
-    struct iovec iov[2] = {{.iov_base = (void *)hdr, .iov_len = IPC_FRAME_HEADER},
+    struct iovec iov[2] = {{.iov_base = (void *)hdr, .iov_len = IPC__FRAME_HEADER},
                            {.iov_base = (void *)data, .iov_len = len}};
     struct msghdr m = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
     for (;;) {
@@ -556,7 +556,7 @@ static int ipc__poll_once(ipc__socket_server *s, uint64_t deadline)
     return 0;
 }
 
-static int ipc__socket_server_wait(ipc_server *base, uint64_t deadline)
+static int ipc__socket_server_wait_for_data(ipc_server *base, uint64_t deadline)
 {
     ipc__socket_server *s = ipc__ss(base);
     /* A message returned last time and not taken is offered again, last. */
@@ -593,7 +593,7 @@ static ssize_t ipc__conn_front(ipc__conn *c, const void **msg)
 {
     const uint8_t *payload;
     uint32_t len;
-    if (ipc_frame_reader_peek(&c->rx, &payload, &len) != 1)
+    if (ipc__frame_reader_peek(&c->rx, &payload, &len) != 1)
         return -EAGAIN;
     *msg = payload;
     return (ssize_t)len;
@@ -603,12 +603,12 @@ static ssize_t ipc__conn_front(ipc__conn *c, const void **msg)
 static ssize_t ipc__conn_consume(ipc__socket_server *s, int client_id)
 {
     ipc__conn *c = &s->conns[client_id];
-    uint32_t len = ipc_frame_get_len(c->rx.buf + c->rx.start);
-    ipc_frame_reader_consume(&c->rx);
+    uint32_t len = ipc__frame_get_len(c->rx.buf + c->rx.start);
+    ipc__frame_reader_consume(&c->rx);
     /* Resume reading once below the high-water mark, or whenever no whole
      * frame is left: the rest of one can only arrive by reading. */
     if (!c->eof && !(c->events & EPOLLIN) &&
-        (ipc_frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER || !ipc__has_frame(c)))
+        (ipc__frame_reader_buffered(&c->rx) < IPC_INPUT_HIGH_WATER || !ipc__has_frame(c)))
         (void)ipc__conn_interest(s, (uint32_t)client_id, c->events | EPOLLIN);
     if (client_id == s->last_id)
         s->last_id = -1;
@@ -644,7 +644,7 @@ static ssize_t ipc__socket_server_release(ipc_server *base, int client_id)
         return -EINVAL;
     c->lent = false;
     if (c->state == IPC_CONN_ZOMBIE) { /* dropped while lent */
-        ipc_frame_reader_free(&c->rx);
+        ipc__frame_reader_free(&c->rx);
         if (c->owed == 0)
             ipc__release_id(s, (uint32_t)client_id);
         return -ECONNRESET;
@@ -690,13 +690,13 @@ static int ipc__socket_server_send(ipc_server *base, int client_id, const void *
             ipc__release_id(s, (uint32_t)client_id);
         return -ECONNRESET;
     }
-    uint8_t hdr[IPC_FRAME_HEADER];
-    ipc_frame_put_len(hdr, (uint32_t)len);
+    uint8_t hdr[IPC__FRAME_HEADER];
+    ipc__frame_put_len(hdr, (uint32_t)len);
     ssize_t sent = ipc__conn_write_direct(c, hdr, data, len);
     int rc = 0;
     if (sent < 0)
         rc = ipc__peer_gone((int)sent, false);
-    else if ((size_t)sent < IPC_FRAME_HEADER + len)
+    else if ((size_t)sent < IPC__FRAME_HEADER + len)
         rc = ipc__conn_queue(s, (uint32_t)client_id, hdr, data, len, (size_t)sent, answer);
     if (rc < 0) {
         if (rc == -ENOBUFS)
@@ -782,7 +782,7 @@ static void ipc__socket_server_close(ipc_server *base)
     for (size_t id = 0; id < s->nconns; id++) {
         s->conns[id].lent = false; /* nothing may be lent past close */
         ipc__conn_drop(s, (uint32_t)id);
-        ipc_frame_reader_free(&s->conns[id].rx);
+        ipc__frame_reader_free(&s->conns[id].rx);
         s->conns[id].state = IPC_CONN_FREE;
     }
     free(s->conns);
@@ -826,7 +826,7 @@ static void ipc__socket_server_destroy(ipc_server *base)
 static const ipc_server_ops ipc__socket_server_ops = {
     .name = "socket",
     .listen = ipc__socket_server_listen,
-    .wait_for_data = ipc__socket_server_wait,
+    .wait_for_data = ipc__socket_server_wait_for_data,
     .recv = ipc__socket_server_recv,
     .send = ipc__socket_server_send,
     .flush = ipc__socket_server_flush,

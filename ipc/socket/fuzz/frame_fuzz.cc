@@ -33,63 +33,63 @@ size_t PickMax(uint8_t sel, const uint8_t *stream, size_t n)
         return kMax[sel % 8];
     // Otherwise a length taken from the stream itself, so exact-limit frames
     // are found easily.
-    return n >= 4 ? ipc_frame_get_len(stream) % (2u << 20) : sel;
+    return n >= 4 ? ipc__frame_get_len(stream) % (2u << 20) : sel;
 }
 
 // Takes every whole frame out of r, checking the invariants on the way.
 // false once the stream announced a frame longer than max_payload.
-bool Drain(ipc_frame_reader *r, Outcome *out)
+bool Drain(ipc__frame_reader *r, Outcome *out)
 {
     for (;;) {
         const uint8_t *payload = nullptr;
         uint32_t len = 0;
-        size_t before = ipc_frame_reader_buffered(r);
+        size_t before = ipc__frame_reader_buffered(r);
         CHECK(before == r->end - r->start);
         CHECK(r->start <= r->end && r->end <= r->capacity);
-        int rc = ipc_frame_reader_peek(r, &payload, &len);
+        int rc = ipc__frame_reader_peek(r, &payload, &len);
         if (rc < 0) {
             CHECK(rc == -EMSGSIZE);
-            CHECK(before >= IPC_FRAME_HEADER);
-            CHECK(ipc_frame_get_len(r->buf + r->start) > r->max_payload);
+            CHECK(before >= IPC__FRAME_HEADER);
+            CHECK(ipc__frame_get_len(r->buf + r->start) > r->max_payload);
             out->oversized = true;
             return false;
         }
         if (rc == 0) {
-            size_t missing = ipc_frame_reader_missing(r);
+            size_t missing = ipc__frame_reader_missing(r);
             CHECK(missing > 0);
-            if (before < IPC_FRAME_HEADER)
-                CHECK(missing == IPC_FRAME_HEADER - before);
+            if (before < IPC__FRAME_HEADER)
+                CHECK(missing == IPC__FRAME_HEADER - before);
             else
                 CHECK(before + missing ==
-                      IPC_FRAME_HEADER + (size_t)ipc_frame_get_len(r->buf + r->start));
+                      IPC__FRAME_HEADER + (size_t)ipc__frame_get_len(r->buf + r->start));
             out->leftover = before;
             return true;
         }
         CHECK(rc == 1);
         CHECK(len <= r->max_payload);
-        CHECK(payload == r->buf + r->start + IPC_FRAME_HEADER);
+        CHECK(payload == r->buf + r->start + IPC__FRAME_HEADER);
         CHECK(payload + len <= r->buf + r->end);
-        CHECK(ipc_frame_reader_missing(r) == 0);
+        CHECK(ipc__frame_reader_missing(r) == 0);
         out->frames.push_back(Frame{std::vector<uint8_t>(payload, payload + len)});
-        ipc_frame_reader_consume(r);
-        CHECK(ipc_frame_reader_buffered(r) == before - IPC_FRAME_HEADER - len);
+        ipc__frame_reader_consume(r);
+        CHECK(ipc__frame_reader_buffered(r) == before - IPC__FRAME_HEADER - len);
     }
 }
 
 // Copies data into r as a reader fed by read(2) would: ask for room (at
 // least min_room), write at most that much.
-void Feed(ipc_frame_reader *r, const uint8_t *data, size_t n, size_t min_room)
+void Feed(ipc__frame_reader *r, const uint8_t *data, size_t n, size_t min_room)
 {
     while (n > 0) {
         uint8_t *dst = nullptr;
-        size_t room = ipc_frame_reader_room(r, min_room ? min_room : 1, &dst);
+        size_t room = ipc__frame_reader_room(r, min_room ? min_room : 1, &dst);
         CHECK(room > 0);
         CHECK(room >= min_room);
         CHECK(dst == r->buf + r->end);
         CHECK(r->end + room <= r->capacity);
         size_t k = n < room ? n : room;
         memcpy(dst, data, k);
-        ipc_frame_reader_commit(r, k);
+        ipc__frame_reader_commit(r, k);
         data += k;
         n -= k;
     }
@@ -98,19 +98,19 @@ void Feed(ipc_frame_reader *r, const uint8_t *data, size_t n, size_t min_room)
 Outcome Coalesced(const uint8_t *stream, size_t n, size_t max)
 {
     Outcome out;
-    ipc_frame_reader r;
-    ipc_frame_reader_init(&r, max);
+    ipc__frame_reader r;
+    ipc__frame_reader_init(&r, max);
     Feed(&r, stream, n, n);
     Drain(&r, &out);
-    ipc_frame_reader_free(&r);
+    ipc__frame_reader_free(&r);
     return out;
 }
 
 Outcome Split(const uint8_t *stream, size_t n, size_t max, const std::vector<size_t> &pieces)
 {
     Outcome out;
-    ipc_frame_reader r;
-    ipc_frame_reader_init(&r, max);
+    ipc__frame_reader r;
+    ipc__frame_reader_init(&r, max);
     size_t off = 0;
     for (size_t i = 0; off < n; i++) {
         size_t piece = pieces.empty() ? n : pieces[i % pieces.size()];
@@ -120,7 +120,7 @@ Outcome Split(const uint8_t *stream, size_t n, size_t max, const std::vector<siz
             piece = n - off;
         // Alternate between the server's habits: room for exactly what
         // is missing of the frame (may be large), and a small fixed chunk.
-        size_t min_room = (i & 1) ? piece : ipc_frame_reader_missing(&r);
+        size_t min_room = (i & 1) ? piece : ipc__frame_reader_missing(&r);
         if (min_room > (4u << 20))
             min_room = piece;
         Feed(&r, stream + off, piece, min_room);
@@ -128,7 +128,7 @@ Outcome Split(const uint8_t *stream, size_t n, size_t max, const std::vector<siz
         if (!Drain(&r, &out))
             break;
     }
-    ipc_frame_reader_free(&r);
+    ipc__frame_reader_free(&r);
     return out;
 }
 
@@ -160,10 +160,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     // oversized header.
     size_t used = 0;
     for (const Frame &f : whole.frames)
-        used += IPC_FRAME_HEADER + f.payload.size();
+        used += IPC__FRAME_HEADER + f.payload.size();
     if (!whole.oversized)
         CHECK(used + whole.leftover == n);
     else
-        CHECK(used + IPC_FRAME_HEADER <= n);
+        CHECK(used + IPC__FRAME_HEADER <= n);
     return 0;
 }
