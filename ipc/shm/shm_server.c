@@ -729,17 +729,23 @@ static void ipc__shm_server_close(ipc_server *base)
         atomic_store_explicit(&s->hints[i], 0, memory_order_relaxed);
 }
 
-static void ipc__shm_server_destroy(ipc_server *base)
+/* The server's memory: its per-slot arrays (any of them may be NULL) and s. */
+static void ipc__srv_free(ipc__shm_server *s)
 {
-    ipc__shm_server *s = ipc__srv(base);
-    ipc__bell_close(&s->bell);
-    pthread_mutex_destroy(&s->admit_mu);
     free(s->admit);
     free(s->pfds);
     free((void *)s->hints);
     free(s->views);
     free(s->slots);
     free(s);
+}
+
+static void ipc__shm_server_destroy(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__bell_close(&s->bell);
+    pthread_mutex_destroy(&s->admit_mu);
+    ipc__srv_free(s);
 }
 
 /* Inside a batch (base.batch_client): something was published to the
@@ -895,12 +901,7 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
     s->admit = calloc(max_clients, sizeof(*s->admit));
     if (s->slots == NULL || s->views == NULL || s->hints == NULL || s->pfds == NULL ||
         s->admit == NULL) {
-        free(s->admit);
-        free(s->pfds);
-        free((void *)s->hints);
-        free(s->views);
-        free(s->slots);
-        free(s);
+        ipc__srv_free(s);
         return NULL;
     }
     for (size_t i = 0; i < max_clients; i++)

@@ -90,6 +90,30 @@ static int ipc__socket_client_connect(ipc_client *base)
     return 0;
 }
 
+/* One sendmsg/recvmsg: the count, -EAGAIN (not ready now), or the peer-gone
+ * errno; EINTR is retried here. */
+static ssize_t ipc__io_try(ipc__socket_client *c, struct msghdr *m, bool out, int flags)
+{
+    for (;;) {
+        ssize_t n = out ? sendmsg(c->fd, m, flags) : recvmsg(c->fd, m, flags);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return -EAGAIN;
+        return ipc__peer_gone(-errno, out);
+    }
+}
+
+/* Waits for events on the socket: 0 when one is there, -ETIMEDOUT at the
+ * deadline. */
+static int ipc__io_wait(ipc__socket_client *c, short events, uint64_t deadline)
+{
+    int r = ipc__wait_fd(c->fd, events, deadline);
+    return r < 0 ? r : r == 0 ? -ETIMEDOUT : 0;
+}
+
 /*
  * One send or recv step bounded by the deadline: the fd stays blocking, so
  * with no deadline the kernel does the waiting; with one, try without
@@ -99,18 +123,12 @@ static ssize_t ipc__io_step(ipc__socket_client *c, struct msghdr *m, bool out, u
 {
     int flags = MSG_NOSIGNAL | (deadline == IPC_FOREVER ? 0 : MSG_DONTWAIT);
     for (;;) {
-        ssize_t n = out ? sendmsg(c->fd, m, flags) : recvmsg(c->fd, m, flags);
-        if (n >= 0)
+        ssize_t n = ipc__io_try(c, m, out, flags);
+        if (n != -EAGAIN)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return ipc__peer_gone(-errno, out);
-        int r = ipc__wait_fd(c->fd, out ? POLLOUT : POLLIN, deadline);
-        if (r < 0)
-            return r;
-        if (r == 0)
-            return -ETIMEDOUT;
+        int rc = ipc__io_wait(c, out ? POLLOUT : POLLIN, deadline);
+        if (rc < 0)
+            return rc;
     }
 }
 
@@ -163,23 +181,19 @@ static int ipc__flush_tx_for_recv(ipc__socket_client *c, bool *still_parked)
 static ssize_t ipc__recv_pumping(ipc__socket_client *c, void *dst, size_t len,
                                  uint64_t deadline)
 {
+    struct iovec iov = {.iov_base = dst, .iov_len = len};
+    struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
     for (;;) {
-        ssize_t n = recv(c->fd, dst, len, MSG_DONTWAIT);
-        if (n >= 0)
+        ssize_t n = ipc__io_try(c, &m, false, MSG_DONTWAIT);
+        if (n != -EAGAIN)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return ipc__peer_gone(-errno, false);
         bool parked;
         int rc = ipc__flush_tx_for_recv(c, &parked);
         if (rc < 0)
             return rc;
-        rc = ipc__wait_fd(c->fd, POLLIN | (parked ? POLLOUT : 0), deadline);
+        rc = ipc__io_wait(c, POLLIN | (parked ? POLLOUT : 0), deadline);
         if (rc < 0)
             return rc;
-        if (rc == 0)
-            return -ETIMEDOUT;
     }
 }
 
