@@ -3,7 +3,8 @@
  * transport. Internal: not installed, not for users.
  *
  * A transport object embeds ipc_client / ipc_server as its first member and
- * provides an ops table written with designated initializers. ipc.c checks
+ * provides an ops table written with designated initializers (the common
+ * ops through IPC__CLIENT_OPS / IPC__SERVER_OPS below). ipc.c checks
  * arguments and state, turns timeouts into absolute deadlines, and keeps the
  * run loop, so each op sees only valid input.
  */
@@ -44,6 +45,16 @@ typedef struct ipc_client_ops {
     int (*loan)(ipc_client *c, size_t len, void **buf, uint64_t deadline);
     int (*commit)(ipc_client *c, size_t len);
 } ipc_client_ops;
+
+/* The ops every client transport of ours provides, filled from functions
+ * named after them (docs/CONVENTIONS.md): IPC__CLIENT_OPS(ipc__shm_client)
+ * sets .connect = ipc__shm_client_connect and so on, so a transport that
+ * lacks one, or names it otherwise, does not compile. Optional ops (loan,
+ * commit) follow it in the table. */
+#define IPC__CLIENT_OPS(prefix)                                                  \
+    .connect = prefix##_connect, .send = prefix##_send, .recv = prefix##_recv,  \
+    .close = prefix##_close, .destroy = prefix##_destroy, .fd = prefix##_fd,    \
+    .peek = prefix##_peek, .release = prefix##_release
 
 /* A message staged by ipc.c for a transport without loan/commit. */
 typedef struct ipc__staging {
@@ -104,6 +115,15 @@ typedef struct ipc_server_ops {
     bool (*has_next)(ipc_server *s, int client_id);
     void (*end_batch)(ipc_server *s, int client_id);
 } ipc_server_ops;
+
+/* The ops every server transport of ours provides, as IPC__CLIENT_OPS;
+ * loan, commit, set_limit, has_next and end_batch follow it where a
+ * transport has them. */
+#define IPC__SERVER_OPS(prefix)                                                  \
+    .listen = prefix##_listen, .wait_for_data = prefix##_wait_for_data,         \
+    .recv = prefix##_recv, .send = prefix##_send, .flush = prefix##_flush,      \
+    .wake = prefix##_wake, .close = prefix##_close, .destroy = prefix##_destroy, \
+    .fd = prefix##_fd, .peek = prefix##_peek, .release = prefix##_release
 
 /* Longest name a server has: a socket path or a shared-memory name. */
 #define IPC_NAME_CAP 108

@@ -355,14 +355,7 @@ static void ipc__shm_client_destroy(ipc_client *base)
 
 const ipc_client_ops ipc__shm_client_ops = {
     .name = "shm",
-    .connect = ipc__shm_client_connect,
-    .send = ipc__shm_client_send,
-    .recv = ipc__shm_client_recv,
-    .close = ipc__shm_client_close,
-    .destroy = ipc__shm_client_destroy,
-    .fd = ipc__shm_client_fd,
-    .peek = ipc__shm_client_peek,
-    .release = ipc__shm_client_release,
+    IPC__CLIENT_OPS(ipc__shm_client),
     .loan = ipc__shm_client_loan,
     .commit = ipc__shm_client_commit,
 };

@@ -867,17 +867,7 @@ static int ipc__shm_server_fd(ipc_server *base)
 
 static const ipc_server_ops ipc__shm_server_ops = {
     .name = "shm",
-    .listen = ipc__shm_server_listen,
-    .wait_for_data = ipc__shm_server_wait_for_data,
-    .recv = ipc__shm_server_recv,
-    .send = ipc__shm_server_send,
-    .flush = ipc__shm_server_flush,
-    .wake = ipc__shm_server_wake,
-    .close = ipc__shm_server_close,
-    .destroy = ipc__shm_server_destroy,
-    .fd = ipc__shm_server_fd,
-    .peek = ipc__shm_server_peek,
-    .release = ipc__shm_server_release,
+    IPC__SERVER_OPS(ipc__shm_server),
     .loan = ipc__shm_server_loan,
     .commit = ipc__shm_server_commit,
     .has_next = ipc__shm_server_has_next,

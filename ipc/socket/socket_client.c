@@ -477,14 +477,7 @@ static void ipc__socket_client_destroy(ipc_client *base)
 
 static const ipc_client_ops ipc__socket_client_ops = {
     .name = "socket",
-    .connect = ipc__socket_client_connect,
-    .send = ipc__socket_client_send,
-    .recv = ipc__socket_client_recv,
-    .close = ipc__socket_client_close,
-    .destroy = ipc__socket_client_destroy,
-    .fd = ipc__socket_client_fd,
-    .peek = ipc__socket_client_peek,
-    .release = ipc__socket_client_release,
+    IPC__CLIENT_OPS(ipc__socket_client),
 };
 
 ipc_client *ipc__socket_client_create(const char *path)

@@ -825,17 +825,7 @@ static void ipc__socket_server_destroy(ipc_server *base)
 
 static const ipc_server_ops ipc__socket_server_ops = {
     .name = "socket",
-    .listen = ipc__socket_server_listen,
-    .wait_for_data = ipc__socket_server_wait_for_data,
-    .recv = ipc__socket_server_recv,
-    .send = ipc__socket_server_send,
-    .flush = ipc__socket_server_flush,
-    .wake = ipc__socket_server_wake,
-    .close = ipc__socket_server_close,
-    .destroy = ipc__socket_server_destroy,
-    .fd = ipc__socket_server_fd,
-    .peek = ipc__socket_server_peek,
-    .release = ipc__socket_server_release,
+    IPC__SERVER_OPS(ipc__socket_server),
     .set_limit = ipc__socket_server_set_limit,
 };
 
