@@ -22,6 +22,7 @@
 #include <gtest/gtest.h>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/fixtures.h"
 #include "ipc/testing/testing.h"
 
 using ipc_testing::Client;
@@ -31,7 +32,6 @@ using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
 using ipc_testing::ReadExactly;
 using ipc_testing::Pattern;
-using ipc_testing::ScopedDir;
 using ipc_testing::ServerProcess;
 using ipc_testing::WaitChild;
 using ipc_testing::WriteExactly;
@@ -101,35 +101,15 @@ std::vector<uint8_t> Frame(const std::vector<uint8_t> &payload)
     return f;
 }
 
-class SocketBackpressure : public ::testing::Test {
+class SocketBackpressure : public ipc_testing::SocketFixture {
   protected:
-    ScopedDir dir_;
-    std::string path_ = dir_.file("bp.sock");
+    SocketBackpressure() : SocketFixture("bp.sock") {}
 
     ServerProcess::Factory Factory(size_t max_pending_output)
     {
-        std::string path = path_;
-        return [path, max_pending_output]() {
-            ipc_server_options o = {};
-            o.max_pending_output = max_pending_output;
-            return ipc_server_create_socket_ex(path.c_str(), 4, &o);
-        };
-    }
-
-    Client Connect()
-    {
-        Client c(ipc_client_create_socket(path_.c_str()));
-        EXPECT_NE(c, nullptr);
-        EXPECT_EQ(ConnectWithRetry(c.get()), 0);
-        return c;
-    }
-
-    void ExpectEcho(ipc_client *c, size_t len, uint64_t seq)
-    {
-        std::vector<uint8_t> msg = Pattern(len, seq), buf(len + 16);
-        ASSERT_EQ(ipc_client_send(c, msg.data(), len, 10 * kSecond), 0);
-        ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 10 * kSecond), (ssize_t)len);
-        EXPECT_TRUE(MatchesPattern(buf.data(), len, seq));
+        ipc_server_options o = {};
+        o.max_pending_output = max_pending_output;
+        return ServerAt(o);
     }
 
     uint64_t Drops()

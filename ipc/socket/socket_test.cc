@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/fixtures.h"
 #include "ipc/testing/testing.h"
 
 using ipc_testing::Client;
@@ -27,7 +28,6 @@ using ipc_testing::ConnectWithRetry;
 using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
 using ipc_testing::Pattern;
-using ipc_testing::ScopedDir;
 using ipc_testing::ServerProcess;
 using ipc_testing::WaitChild;
 
@@ -37,27 +37,15 @@ constexpr uint64_t kSecond = 1000ull * 1000 * 1000;
 constexpr uint64_t kMs = 1000ull * 1000;
 
 
-class SocketTest : public ::testing::Test {
+class SocketTest : public ipc_testing::SocketFixture {
   protected:
-    ScopedDir dir_;
-    std::string path_ = dir_.file("s.sock");
+    SocketTest() : SocketFixture("s.sock") {}
 
     ServerProcess::Factory SocketFactory(size_t max_message = 0)
     {
-        std::string path = path_;
-        return [path, max_message]() {
-            ipc_server_options o = {};
-            o.max_message_size = max_message;
-            return ipc_server_create_socket_ex(path.c_str(), 4, &o);
-        };
-    }
-
-    Client Connect()
-    {
-        Client c(ipc_client_create_socket(path_.c_str()));
-        EXPECT_NE(c, nullptr);
-        EXPECT_EQ(ConnectWithRetry(c.get()), 0);
-        return c;
+        ipc_server_options o = {};
+        o.max_message_size = max_message;
+        return ServerAt(o);
     }
 
     // A raw connected socket, for writing bytes the client API never would.
@@ -69,14 +57,6 @@ class SocketTest : public ::testing::Test {
         strcpy(a.sun_path, path_.c_str());
         EXPECT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
         return fd;
-    }
-
-    void ExpectEcho(ipc_client *c, size_t len, uint64_t seq)
-    {
-        std::vector<uint8_t> msg = Pattern(len, seq), buf(len + 16);
-        ASSERT_EQ(ipc_client_send(c, msg.data(), len, 10 * kSecond), 0);
-        ASSERT_EQ(ipc_client_recv(c, buf.data(), buf.size(), 10 * kSecond), (ssize_t)len);
-        EXPECT_TRUE(MatchesPattern(buf.data(), len, seq));
     }
 };
 
