@@ -118,6 +118,11 @@ class SocketBackpressure : public ipc_testing::SocketFixture {
         EXPECT_EQ(ipc_stats_fetch("socket", path_.c_str(), &st, nullptr), 0);
         return st.drops;
     }
+
+    // A server with this bound on queued replies, a good client, and a raw
+    // client flooding `payload`-byte requests (FloodThenDrain): the server's
+    // memory stays bounded, and nobody is dropped.
+    void ExpectBoundedMemoryUnderAFlood(size_t payload, size_t bound);
 };
 
 TEST_F(SocketBackpressure, ClientThatStopsReadingIsHeldNotDroppedAndGetsEveryReplyOnceItReads)
@@ -223,26 +228,24 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
     close(fd);
 }
 
-TEST_F(SocketBackpressure, ServerMemoryForAClientSendingEmptyRequestsAndNeverReadingIsBounded)
+void SocketBackpressure::ExpectBoundedMemoryUnderAFlood(size_t payload, size_t bound)
 {
-    constexpr size_t kBound = 64 << 10;
-    ServerProcess server(Factory(kBound));
+    ServerProcess server(Factory(bound));
     ASSERT_TRUE(server.ok());
     Client good = Connect();
-    FloodThenDrain(path_, server.pid(), 0, kBound);
+    FloodThenDrain(path_, server.pid(), payload, bound);
     ExpectEcho(good.get(), 100, 1);
     EXPECT_EQ(Drops(), 0u);
 }
 
+TEST_F(SocketBackpressure, ServerMemoryForAClientSendingEmptyRequestsAndNeverReadingIsBounded)
+{
+    ExpectBoundedMemoryUnderAFlood(0, 64 << 10);
+}
+
 TEST_F(SocketBackpressure, ServerMemoryForAClientSendingOneByteRequestsAndNeverReadingIsBounded)
 {
-    constexpr size_t kBound = 192 << 10;
-    ServerProcess server(Factory(kBound));
-    ASSERT_TRUE(server.ok());
-    Client good = Connect();
-    FloodThenDrain(path_, server.pid(), 1, kBound);
-    ExpectEcho(good.get(), 100, 1);
-    EXPECT_EQ(Drops(), 0u);
+    ExpectBoundedMemoryUnderAFlood(1, 192 << 10);
 }
 
 // Pipelined requests of 0 B .. 300 KB written by one thread while another
