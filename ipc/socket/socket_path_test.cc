@@ -27,12 +27,15 @@
 #include <gtest/gtest.h>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/fixtures.h"
 #include "ipc/testing/testing.h"
 
 using ipc_testing::Client;
+using ipc_testing::CreateRegularFile;
 using ipc_testing::Server;
 using ipc_testing::Fork;
-using ipc_testing::ScopedDir;
+using ipc_testing::HeldChild;
+using ipc_testing::IsRegularFile;
 using ipc_testing::ServerProcess;
 using ipc_testing::WaitChild;
 
@@ -89,50 +92,25 @@ std::vector<std::string> Extra(const std::string &dir, const std::vector<std::st
 
 // A child holding a socket of `type` bound at path (listening if it can),
 // until killed.
-class ForeignSocket {
+class ForeignSocket : public HeldChild {
   public:
     ForeignSocket(const std::string &path, int type)
+        : HeldChild([&]() {
+              int fd = socket(AF_UNIX, type, 0);
+              struct sockaddr_un a = Addr(path);
+              if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
+                  return 1;
+              if (type != SOCK_DGRAM && listen(fd, 8) < 0)
+                  return 2;
+              return 0;
+          })
     {
-        int ready[2];
-        if (pipe(ready) < 0)
-            return;
-        pid_ = Fork([&]() {
-            close(ready[0]);
-            int fd = socket(AF_UNIX, type, 0);
-            struct sockaddr_un a = Addr(path);
-            if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0)
-                return 1;
-            if (type != SOCK_DGRAM && listen(fd, 8) < 0)
-                return 2;
-            char one = 1;
-            if (write(ready[1], &one, 1) != 1)
-                return 3;
-            pause();
-            return 0;
-        });
-        close(ready[1]);
-        char b;
-        ok_ = read(ready[0], &b, 1) == 1;
-        close(ready[0]);
     }
-    ~ForeignSocket()
-    {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            WaitChild(pid_);
-        }
-    }
-    bool ok() const { return ok_; }
-
-  private:
-    pid_t pid_ = -1;
-    bool ok_ = false;
 };
 
-class SocketPath : public ::testing::Test {
+class SocketPath : public ipc_testing::SocketFixture {
   protected:
-    ScopedDir dir_;
-    std::string path_ = dir_.file("p.sock");
+    SocketPath() : SocketFixture("p.sock") {}
 };
 
 // ------------------------------------------------------------- appearance
@@ -204,34 +182,20 @@ TEST_F(SocketPath, TheLockIsTheDocumentedAbstractNameOfTheResolvedLocation)
     ASSERT_EQ(symlink(dir_.path().c_str(), link.c_str()), 0);
     std::string name = "ipc-sock-lock/" + LocationId(dir_.path(), "p.sock");
     // Another process holding that name owns the path, however it is spelled.
-    int ready[2];
-    ASSERT_EQ(pipe(ready), 0);
-    pid_t holder = Fork([&]() {
-        close(ready[0]);
+    HeldChild holder([&]() {
         struct sockaddr_un a = {};
         a.sun_family = AF_UNIX;
         memcpy(a.sun_path + 1, name.data(), name.size());
         int fd = socket(AF_UNIX, SOCK_STREAM, 0);
         socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + name.size());
-        if (bind(fd, (struct sockaddr *)&a, len) != 0)
-            return 1;
-        char one = 1;
-        if (write(ready[1], &one, 1) != 1)
-            return 2;
-        pause();
-        return 0;
+        return bind(fd, (struct sockaddr *)&a, len) == 0 ? 0 : 1;
     });
-    close(ready[1]);
-    char b;
-    ASSERT_EQ(read(ready[0], &b, 1), 1);
-    close(ready[0]);
+    ASSERT_TRUE(holder.ok());
     for (const std::string &spelling : {path_, link + "/p.sock", dir_.path() + "//p.sock"}) {
         Server s(ipc_server_create_socket(spelling.c_str(), 1));
         EXPECT_EQ(ipc_server_listen(s.get()), -EADDRINUSE) << spelling;
     }
     EXPECT_EQ(Inode(path_), 0u) << "a server that lost the lock created the file";
-    kill(holder, SIGKILL);
-    WaitChild(holder);
 }
 
 TEST_F(SocketPath, ATemporarySocketLeftByAServerThatDiedBeforePublishingIsCleared)
@@ -249,14 +213,10 @@ TEST_F(SocketPath, ATemporarySocketLeftByAServerThatDiedBeforePublishingIsCleare
 TEST_F(SocketPath, SomethingOtherThanASocketUnderTheTemporaryNameIsLeftAloneWithEexist)
 {
     std::string tmp = dir_.file(".ipc-" + LocationId(dir_.path(), "p.sock") + ".tmp");
-    int fd = open(tmp.c_str(), O_CREAT | O_WRONLY, 0600);
-    ASSERT_GE(fd, 0);
-    close(fd);
+    ASSERT_TRUE(CreateRegularFile(tmp, 0600));
     Server s(ipc_server_create_socket(path_.c_str(), 1));
     EXPECT_EQ(ipc_server_listen(s.get()), -EEXIST);
-    struct stat st;
-    ASSERT_EQ(lstat(tmp.c_str(), &st), 0);
-    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_TRUE(IsRegularFile(tmp));
     EXPECT_EQ(Inode(path_), 0u);
 }
 

@@ -444,14 +444,10 @@ TEST_F(SocketTest, StalePathOfAKilledServerIsTakenOver)
 
 TEST_F(SocketTest, RefusesToReplaceAFileThatIsNotASocket)
 {
-    int fd = open(path_.c_str(), O_CREAT | O_WRONLY, 0644);
-    ASSERT_GE(fd, 0);
-    close(fd);
+    ASSERT_TRUE(ipc_testing::CreateRegularFile(path_, 0644));
     Server s(ipc_server_create_socket(path_.c_str(), 1));
     EXPECT_EQ(ipc_server_listen(s.get()), -EEXIST);
-    struct stat st;
-    ASSERT_EQ(lstat(path_.c_str(), &st), 0);
-    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_TRUE(ipc_testing::IsRegularFile(path_));
 }
 
 TEST_F(SocketTest, SocketFileIsOwnerOnlyByDefaultAndTheModeIsConfigurable)

@@ -36,6 +36,25 @@ pid_t Fork(const std::function<int()> &body);
 // (the child is then killed).
 int WaitChild(pid_t pid, int timeout_ms = 30000);
 
+// A child that runs `setup` (binding a socket, taking a lock...) and, once
+// setup returned 0, says so and sleeps with what it holds until it is killed
+// (SIGKILL and reaped on destruction). The constructor returns once the
+// child is ready, ok(), or gone, !ok().
+class HeldChild {
+  public:
+    explicit HeldChild(const std::function<int()> &setup);
+    ~HeldChild();
+    HeldChild(const HeldChild &) = delete;
+    HeldChild &operator=(const HeldChild &) = delete;
+
+    bool ok() const { return ok_; }
+    pid_t pid() const { return pid_; }
+
+  private:
+    pid_t pid_ = -1;
+    bool ok_ = false;
+};
+
 // Loop counts: n by default, smaller under the slow sanitizers (TSAN 0.1,
 // ASAN 0.25, UBSAN 0.5); the environment's IPC_TEST_SCALE multiplies on top.
 // Never 0.

@@ -1,10 +1,12 @@
 #include "ipc/testing/testing.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +35,21 @@ ScopedDir::~ScopedDir()
 {
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
+}
+
+bool CreateRegularFile(const std::string &path, mode_t mode)
+{
+    int fd = open(path.c_str(), O_CREAT | O_WRONLY, mode);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+bool IsRegularFile(const std::string &path)
+{
+    struct stat st;
+    return lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 static uint8_t PatternByte(size_t i, uint64_t seq)

@@ -41,6 +41,12 @@ class ScopedDir {
     std::string path_;
 };
 
+// An empty regular file at path with this mode (false if it cannot be
+// made), and whether what is at path (not followed) is a regular file: what
+// a server must leave alone where it would put a socket.
+bool CreateRegularFile(const std::string &path, mode_t mode);
+bool IsRegularFile(const std::string &path);
+
 // Deterministic bytes for message `seq` of length `len`, and their check.
 std::vector<uint8_t> Pattern(size_t len, uint64_t seq);
 bool MatchesPattern(const void *data, size_t len, uint64_t seq);
