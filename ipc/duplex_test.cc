@@ -12,12 +12,12 @@
 #include <gtest/gtest.h>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/fixtures.h"
 #include "ipc/testing/testing.h"
 
 using ipc_testing::ConnectWithRetry;
 using ipc_testing::MatchesPattern;
 using ipc_testing::Pattern;
-using ipc_testing::ScopedDir;
 using ipc_testing::ServerProcess;
 
 namespace {
@@ -58,13 +58,9 @@ class Sizes {
     std::uniform_int_distribution<size_t> dist_;
 };
 
-class DuplexTest : public ::testing::TestWithParam<const char *> {
+class DuplexTest : public ipc_testing::TransportTest {
   protected:
-    bool shm() const { return strcmp(GetParam(), "shm") == 0; }
-    void SetUp() override
-    {
-        name_ = shm() ? ipc_testing::UniqueName("duplex") : dir_.file("d.sock");
-    }
+    DuplexTest() : TransportTest("duplex") {}
     ipc_server *MakeServer() const
     {
         ipc_server_options o = {};
@@ -72,16 +68,9 @@ class DuplexTest : public ::testing::TestWithParam<const char *> {
         o.max_message_size = kMaxMessage;
         o.max_pending_output = kPendingOutput;
         o.spin_ns = 2000; // three spinning threads on two CPUs would starve
-        return shm() ? ipc_server_create_shm_ex(name_.c_str(), 1, &o)
-                     : ipc_server_create_socket_ex(name_.c_str(), 1, &o);
+        return CreateServer(1, &o);
     }
-    ipc_client *MakeClient() const
-    {
-        return shm() ? ipc_client_create_shm(name_.c_str(), 1)
-                     : ipc_client_create_socket(name_.c_str());
-    }
-    ScopedDir dir_;
-    std::string name_;
+    ipc_client *MakeClient() const { return CreateClient(1); }
 };
 
 // Message seq goes out by send() when even, by loan + commit when odd.

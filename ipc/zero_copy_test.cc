@@ -11,13 +11,12 @@
 #include <gtest/gtest.h>
 
 #include "ipc/ipc.h"
+#include "ipc/testing/fixtures.h"
 #include "ipc/testing/testing.h"
 
 using ipc_testing::ConnectWithRetry;
 using ipc_testing::MatchesPattern;
 using ipc_testing::Pattern;
-using ipc_testing::ScopedDir;
-using ipc_testing::ServerProcess;
 
 namespace {
 
@@ -33,37 +32,16 @@ ipc_action Reverse(void *, int, const void *req, size_t len, ipc_response *r)
     return IPC_CONTINUE;
 }
 
-class ZeroCopyTest : public ::testing::TestWithParam<const char *> {
+class ZeroCopyTest : public ipc_testing::TransportTest {
   protected:
-    bool shm() const { return strcmp(GetParam(), "shm") == 0; }
-    void SetUp() override
-    {
-        name_ = shm() ? ipc_testing::UniqueName("zc") : dir_.file("zc.sock");
-    }
-    ipc_server *MakeServer()
-    {
-        return shm() ? ipc_server_create_shm(name_.c_str(), 2)
-                     : ipc_server_create_socket(name_.c_str(), 2);
-    }
-    ipc_client *MakeClient()
-    {
-        return shm() ? ipc_client_create_shm(name_.c_str(), 2)
-                     : ipc_client_create_socket(name_.c_str());
-    }
-    ScopedDir dir_;
-    std::string name_;
+    ZeroCopyTest() : TransportTest("zc") {}
+    ipc_server *MakeServer() const { return CreateServer(2); }
+    ipc_client *MakeClient() const { return CreateClient(2); }
 };
 
 TEST_P(ZeroCopyTest, ClientLoansAndPeeksAgainstARunLoopThatReservesInPlace)
 {
-    std::string n = name_;
-    bool use_shm = shm();
-    ServerProcess server(
-        [n, use_shm]() {
-            return use_shm ? ipc_server_create_shm(n.c_str(), 2)
-                           : ipc_server_create_socket(n.c_str(), 2);
-        },
-        Reverse);
+    ipc_testing::ServerProcess server([this]() { return MakeServer(); }, Reverse);
     ASSERT_TRUE(server.ok());
     ipc_client *c = MakeClient();
     ASSERT_EQ(ConnectWithRetry(c), 0);

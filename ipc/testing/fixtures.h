@@ -30,6 +30,23 @@ class SocketFixture : public ::testing::Test {
     std::string path_;
 };
 
+// A test run on each transport, instantiated with
+//   INSTANTIATE_TEST_SUITE_P(Transports, Suite, ::testing::Values("socket", "shm"));
+// name_ is where its server listens: a unique shared-memory name, or the
+// socket <tag>.sock in a fresh directory.
+class TransportTest : public ::testing::TestWithParam<const char *> {
+  protected:
+    explicit TransportTest(const std::string &tag);
+
+    bool shm() const;
+    // A server or a client of name_ on this test's transport.
+    ipc_server *CreateServer(size_t max_clients, const ipc_server_options *o = nullptr) const;
+    ipc_client *CreateClient(size_t max_clients) const;
+
+    ScopedDir dir_;
+    std::string name_;
+};
+
 }  // namespace ipc_testing
 
 #endif  // IPC_TESTING_FIXTURES_H
