@@ -64,12 +64,30 @@ ipc_server_options Options(size_t ring, size_t max_message, size_t max_pending)
     return o;
 }
 
-// An echo server in a child process with these options.
-ServerProcess::Factory ShmServer(const std::string &name, size_t max_clients,
-                                 ipc_server_options o)
-{
-    return [=]() { return ipc_server_create_shm_ex(name.c_str(), max_clients, &o); };
-}
+// An echo server in a child process on a fresh name (from prefix), for
+// max_clients with these options, and run with this request limit (0: the
+// options'); Connect() makes a client of it.
+class EchoServer : public ServerProcess {
+  public:
+    EchoServer(const char *prefix, size_t max_clients, ipc_server_options o,
+               size_t run_limit = 0)
+        : EchoServer(UniqueName(prefix), max_clients, o, run_limit)
+    {
+    }
+    const std::string &name() const { return name_; }
+    ipc_client *Connect(int *rc = nullptr) const { return ConnectShm(name_, max_clients_, rc); }
+
+  private:
+    EchoServer(const std::string &name, size_t max_clients, ipc_server_options o,
+               size_t run_limit)
+        : ServerProcess([=]() { return ipc_server_create_shm_ex(name.c_str(), max_clients, &o); },
+                        ipc_testing::EchoHandler, run_limit),
+          name_(name), max_clients_(max_clients)
+    {
+    }
+    const std::string name_;
+    const size_t max_clients_;
+};
 
 // One echo round trip of Pattern(len, seq): 0 or the failing call's error
 // (-1000: a wrong reply).
@@ -95,10 +113,9 @@ long Echo(ipc_client *c, size_t len, uint64_t seq, uint64_t timeout_ns = 10 * kS
 // reply: held, never dropped.
 void NonReaderIsHeldAtTheBound(size_t reply_len, size_t bound)
 {
-    std::string name = UniqueName("held");
-    ServerProcess srv(ShmServer(name, 2, Options(4096, 0, bound)));
+    EchoServer srv("held", 2, Options(4096, 0, bound));
     ASSERT_TRUE(srv.ok());
-    ipc_client *c = ConnectShm(name, 2);
+    ipc_client *c = srv.Connect();
     ASSERT_NE(c, nullptr);
     ASSERT_EQ(Echo(c, reply_len, 0), 0);
     long before = StatusKiB(srv.pid(), "RssAnon");
@@ -127,7 +144,7 @@ void NonReaderIsHeldAtTheBound(size_t reply_len, size_t bound)
     EXPECT_LT(after - before, 1024) << "heap growth within a small multiple of the bound";
 #endif
 
-    ipc_client *other = ConnectShm(name, 2);
+    ipc_client *other = srv.Connect();
     ASSERT_NE(other, nullptr);
     for (uint64_t i = 0; i < 100; i++)
         ASSERT_EQ(Echo(other, 100, i, 5 * kSec), 0) << "others are served meanwhile";
@@ -163,10 +180,9 @@ TEST(ShmLimits, ANonReaderOfOneByteRepliesHoldsTheServerNearItsBound)
 // is never dropped, and every reply comes back in order.
 TEST(ShmLimits, AClientThatReadsSlowlyIsNeverDropped)
 {
-    std::string name = UniqueName("slow");
-    ServerProcess srv(ShmServer(name, 1, Options(4096, 0, 8192)));
+    EchoServer srv("slow", 1, Options(4096, 0, 8192));
     ASSERT_TRUE(srv.ok());
-    ipc_client *c = ConnectShm(name, 1);
+    ipc_client *c = srv.Connect();
     ASSERT_NE(c, nullptr);
     std::mt19937 rng(42);
     const uint64_t total = 2000;
@@ -206,10 +222,9 @@ TEST(ShmLimits, AClientThatReadsSlowlyIsNeverDropped)
 
 TEST(ShmLimits, ARequestOverTheServersLimitGetsEmsgsizeAtSendWithNothingSent)
 {
-    std::string name = UniqueName("limit");
-    ServerProcess srv(ShmServer(name, 1, Options(65536, 1000, 0)));
+    EchoServer srv("limit", 1, Options(65536, 1000, 0));
     ASSERT_TRUE(srv.ok());
-    ipc_client *c = ConnectShm(name, 1);
+    ipc_client *c = srv.Connect();
     ASSERT_NE(c, nullptr);
     std::vector<uint8_t> big(1001), buf(2048);
     EXPECT_EQ(ipc_client_send(c, big.data(), big.size(), kSec), -EMSGSIZE);
@@ -252,13 +267,11 @@ void WriteRawRequest(ipc_client *c, uint32_t len, uint64_t ring)
 // that will not come.
 void OversizeReachingTheServerDrops(size_t create_limit, size_t run_limit, uint32_t len)
 {
-    std::string name = UniqueName("over");
     const uint64_t ring = 16384;
-    ServerProcess srv(ShmServer(name, 2, Options(ring, create_limit, 0)),
-                      ipc_testing::EchoHandler, run_limit);
+    EchoServer srv("over", 2, Options(ring, create_limit, 0), run_limit);
     ASSERT_TRUE(srv.ok());
     pid_t bad = Fork([&] {
-        ipc_client *c = ConnectShm(name, 2);
+        ipc_client *c = srv.Connect();
         if (c == nullptr)
             return 10;
         if (Echo(c, 10, 1) != 0)
@@ -280,7 +293,7 @@ void OversizeReachingTheServerDrops(size_t create_limit, size_t run_limit, uint3
         return 13;
     });
     EXPECT_EQ(WaitChild(bad, 20000), 0);
-    ipc_client *good = ConnectShm(name, 2);
+    ipc_client *good = srv.Connect();
     ASSERT_NE(good, nullptr);
     EXPECT_EQ(Echo(good, run_limit ? run_limit : create_limit, 3), 0) << "the limit itself passes";
     ipc_client_destroy(good);
@@ -321,14 +334,13 @@ std::vector<std::pair<uint8_t *, size_t>> Mappings(const char *tag)
 // meanwhile and new clients still connect.
 TEST(ShmLimits, AClientScribblingOnSharedStateHurtsOnlyItself)
 {
-    std::string name = UniqueName("bell");
-    ServerProcess srv(ShmServer(name, 3, Options(8192, 0, 0)));
+    EchoServer srv("bell", 3, Options(8192, 0, 0));
     ASSERT_TRUE(srv.ok());
     int go[2];
     ASSERT_EQ(pipe(go), 0);
     pid_t bad = Fork([&] {
         close(go[0]);
-        ipc_client *c = ConnectShm(name, 3);
+        ipc_client *c = srv.Connect();
         if (c == nullptr)
             return 10;
         if (Echo(c, 8, 1) != 0)
@@ -359,7 +371,7 @@ TEST(ShmLimits, AClientScribblingOnSharedStateHurtsOnlyItself)
     char b;
     ASSERT_EQ(read(go[0], &b, 1), 1);
     close(go[0]);
-    ipc_client *good = ConnectShm(name, 3);
+    ipc_client *good = srv.Connect();
     ASSERT_NE(good, nullptr) << "a client connecting after the scribble";
     uint64_t worst = 0;
     for (uint64_t i = 0; i < 40; i++) {
@@ -372,7 +384,7 @@ TEST(ShmLimits, AClientScribblingOnSharedStateHurtsOnlyItself)
     EXPECT_EQ(WaitChild(bad, 10000), 0) << "30: the client could write the shared doorbell";
     for (int i = 0; i < 5; i++) {
         int rc = 0;
-        ipc_client *later = ConnectShm(name, 3, &rc);
+        ipc_client *later = srv.Connect(&rc);
         ASSERT_EQ(rc, 0) << "connect " << i << " after the hostile client left";
         EXPECT_EQ(Echo(later, 64, 100 + i, 200 * kMs), 0);
         ipc_client_destroy(later);
@@ -399,15 +411,14 @@ TEST(ShmLimits, ARefusedUserConnectingInALoopStallsNobody)
 {
     if (geteuid() != 0)
         GTEST_SKIP() << "needs root to act as uid 65534 (CI runs as root)";
-    std::string name = UniqueName("refused");
-    ServerProcess srv(ShmServer(name, 4, Options(8192, 0, 0)));
+    EchoServer srv("refused", 4, Options(8192, 0, 0));
     ASSERT_TRUE(srv.ok());
-    ipc_client *good = ConnectShm(name, 4);
+    ipc_client *good = srv.Connect();
     ASSERT_NE(good, nullptr);
     ASSERT_EQ(Echo(good, 64, 0), 0);
     struct sockaddr_un a = {};
     a.sun_family = AF_UNIX;
-    int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "ipc-shm/%s", name.c_str());
+    int n = snprintf(a.sun_path + 1, sizeof(a.sun_path) - 1, "ipc-shm/%s", srv.name().c_str());
     socklen_t alen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
     std::vector<pid_t> hammers;
     for (int k = 0; k < 2; k++)
@@ -425,7 +436,7 @@ TEST(ShmLimits, ARefusedUserConnectingInALoopStallsNobody)
             }
             // And the library's own connect, as that user: refused.
             int rc = 0;
-            ipc_client *c = ConnectShm(name, 4, &rc);
+            ipc_client *c = srv.Connect(&rc);
             printf("uid 65534: %llu connects (%llu failed at once), library connect %d\n",
                    (unsigned long long)tries, (unsigned long long)refused, rc);
             fflush(stdout);
@@ -442,7 +453,7 @@ TEST(ShmLimits, ARefusedUserConnectingInALoopStallsNobody)
         if (rounds % 64 == 0) {
             int rc = 0;
             uint64_t t1 = NowNs();
-            ipc_client *c = ConnectShm(name, 4, &rc);
+            ipc_client *c = srv.Connect(&rc);
             worst_connect = std::max(worst_connect, NowNs() - t1);
             connects++;
             if (rc != 0) {
