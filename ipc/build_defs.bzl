@@ -49,13 +49,14 @@ def ipc_gtest(name, size, deps, srcs = None, **kwargs):
         **kwargs
     )
 
-def ipc_api_test(name, size, deps = [], **kwargs):
-    """A GoogleTest driver that uses ipc as a user does, through //ipc, with
-    the //ipc/testing harness (processes, RAII owners) and any further deps."""
+def ipc_api_test(name, size, **kwargs):
+    """A GoogleTest driver that uses ipc only as a user does: through //ipc,
+    with the //ipc/testing harness (processes, RAII owners, fixtures). A test
+    that also reaches an internal target is an ipc_gtest with its deps."""
     ipc_gtest(
         name = name,
         size = size,
-        deps = ["//ipc"] + deps + ["//ipc/testing"],
+        deps = ["//ipc", "//ipc/testing"],
         **kwargs
     )
 
