@@ -91,7 +91,9 @@ class Traffic {
 
     int Recv(uint64_t seq, std::string *err)
     {
-        ssize_t n = conn_->Recv(rep_.data(), rep_.size());
+        uint64_t fold = 0;
+        ssize_t n = conn_->RecvAndRead(rep_.data(), rep_.size(), &fold);
+        sink_ = sink_ ^ fold; /* the read must happen */
         if (n < 0) {
             *err = "recv #" + std::to_string(seq) + ": " + strerror((int)-n);
             return (int)n;
@@ -136,6 +138,7 @@ class Traffic {
   private:
     Conn *conn_;
     std::vector<uint8_t> req_, rep_;
+    volatile uint64_t sink_ = 0;
     uint64_t seq_ = 1;
 };
 
