@@ -48,6 +48,11 @@ pid_t Fork(const std::function<int()> &body)
     return pid;
 }
 
+static int ExitCode(int status)
+{
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int WaitChild(pid_t pid, int timeout_ms)
 {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -58,7 +63,7 @@ int WaitChild(pid_t pid, int timeout_ms)
         int status;
         pid_t r = waitpid(pid, &status, WNOHANG);
         if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            return ExitCode(status);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0)
@@ -71,6 +76,78 @@ int WaitChild(pid_t pid, int timeout_ms)
         std::this_thread::sleep_for(pause);
         pause = std::min(pause * 2, std::chrono::microseconds(1000));
     }
+}
+
+int ChildProcess::Wait(int timeout_ms)
+{
+    if (pid_ <= 0)
+        return -1;
+    int rc = WaitChild(pid_, timeout_ms);
+    pid_ = -1;
+    return rc;
+}
+
+std::optional<int> ChildProcess::Poll()
+{
+    if (pid_ <= 0)
+        return std::nullopt;
+    int status;
+    pid_t r;
+    do
+        r = waitpid(pid_, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r != pid_)
+        return std::nullopt;
+    pid_ = -1;
+    return ExitCode(status);
+}
+
+void ChildProcess::Kill()
+{
+    if (pid_ <= 0)
+        return;
+    kill(pid_, SIGKILL);
+    WaitChild(pid_);
+    pid_ = -1;
+}
+
+Pipe::Pipe()
+{
+    if (pipe(fds_) < 0) {
+        perror("pipe");
+        abort();
+    }
+}
+
+Pipe::~Pipe()
+{
+    CloseRead();
+    CloseWrite();
+}
+
+void Pipe::CloseRead()
+{
+    if (fds_[0] >= 0)
+        close(fds_[0]);
+    fds_[0] = -1;
+}
+
+void Pipe::CloseWrite()
+{
+    if (fds_[1] >= 0)
+        close(fds_[1]);
+    fds_[1] = -1;
+}
+
+bool Pipe::Put(char byte)
+{
+    return WriteExactly(fds_[1], &byte, 1);
+}
+
+int Pipe::Get()
+{
+    unsigned char byte;
+    return ReadExactly(fds_[0], &byte, 1) ? byte : -1;
 }
 
 HeldChild::HeldChild(const std::function<int()> &setup)
@@ -171,16 +248,42 @@ bool ReadExactly(int fd, void *data, size_t len)
     return TransferExactly(fd, static_cast<uint8_t *>(data), len, false);
 }
 
-int CountOpenFds()
+// Entries of a directory but "." and "..", or -1.
+static int CountEntries(const std::string &path)
 {
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = opendir(path.c_str());
     if (d == nullptr)
         return -1;
-    while (readdir(d) != nullptr)
-        n++;
+    int n = 0;
+    while (struct dirent *e = readdir(d))
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
     closedir(d);
-    return n - 3;  // ".", "..", and the directory's own fd
+    return n;
+}
+
+int CountOpenFds()
+{
+    int n = CountEntries("/proc/self/fd");
+    return n < 0 ? -1 : n - 1;  // the directory's own fd
+}
+
+int CountOpenFds(pid_t pid)
+{
+    if (pid == getpid())
+        return CountOpenFds();
+    return CountEntries("/proc/" + std::to_string(pid) + "/fd");
+}
+
+int CountMappings(pid_t pid)
+{
+    FILE *f = fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "r");
+    if (f == nullptr)
+        return -1;
+    int n = 0, ch;
+    while ((ch = fgetc(f)) != EOF)
+        n += ch == '\n';
+    fclose(f);
+    return n;
 }
 
 int64_t ProcessCpuNs(pid_t pid)

@@ -1,6 +1,7 @@
-// Process-level helpers for tests, with no dependency on the library: forking
-// and reaping children, unique names, memory shared with children, loop
-// counts scaled for sanitizers, exact reads and writes, and /proc readings.
+// Process-level helpers for tests, with no dependency on the library: forking,
+// owning and reaping children, pipes between them, unique names, memory shared
+// with children, loop counts scaled for sanitizers, exact reads and writes,
+// and /proc readings.
 // The primitives' tests (//ipc/shm:wait_test...) use these alone.
 #ifndef IPC_TESTING_PROCESS_H
 #define IPC_TESTING_PROCESS_H
@@ -10,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #if defined(__has_feature)
@@ -55,6 +57,49 @@ class HeldChild {
     bool ok_ = false;
 };
 
+// A child process running body (see Fork), killed (SIGKILL) and reaped on
+// destruction unless it was waited for: a test that fails half-way leaves
+// no process behind.
+class ChildProcess {
+  public:
+    explicit ChildProcess(const std::function<int()> &body) : pid_(Fork(body)) {}
+    ~ChildProcess() { Kill(); }
+    ChildProcess(ChildProcess &&other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+    ChildProcess &operator=(ChildProcess &&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // WaitChild(): the exit code, 128 + signal, or -1 after timeout_ms.
+    int Wait(int timeout_ms = 30000);
+    // The same if it has ended (it is reaped then); nothing while it runs.
+    std::optional<int> Poll();
+    // SIGKILL, and reaped.
+    void Kill();
+
+  private:
+    pid_t pid_;
+};
+
+// A pipe between a parent and the children it forks, both ends closed on
+// destruction. A process closes the end it does not use right after fork():
+// a reader then sees EOF, not a hang, once every writer is gone.
+class Pipe {
+  public:
+    Pipe();  // aborts on failure
+    ~Pipe();
+    Pipe(const Pipe &) = delete;
+    Pipe &operator=(const Pipe &) = delete;
+
+    void CloseRead();
+    void CloseWrite();
+    // Writes one byte; false on error.
+    bool Put(char byte);
+    // Reads one byte: it, or -1 on EOF or error.
+    int Get();
+
+  private:
+    int fds_[2];
+};
+
 // Loop counts: n by default, smaller under the slow sanitizers (TSAN 0.1,
 // ASAN 0.25, UBSAN 0.5); the environment's IPC_TEST_SCALE multiplies on top.
 // Never 0.
@@ -72,8 +117,13 @@ void *SharedAlloc(size_t n);
 bool WriteExactly(int fd, const void *data, size_t len);
 bool ReadExactly(int fd, void *data, size_t len);
 
-// Number of open fds of this process.
+// Number of open fds of this process, or of process pid (-1 if unreadable).
 int CountOpenFds();
+int CountOpenFds(pid_t pid);
+
+// Number of mappings of process pid (lines of /proc/<pid>/maps; -1 if
+// unreadable).
+int CountMappings(pid_t pid);
 
 // utime + stime of a process from /proc/<pid>/stat, in ns; -1 if unreadable.
 int64_t ProcessCpuNs(pid_t pid);
