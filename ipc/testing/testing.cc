@@ -52,25 +52,30 @@ bool IsRegularFile(const std::string &path)
     return lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static uint8_t PatternByte(size_t i, uint64_t seq)
+// Byte i of pattern seq is the top byte of (i + 1) * K ^ seq * L, with the
+// product kept as a running sum (cheap enough for hot echo loops).
+constexpr uint64_t kPatternStep = 0x9E3779B97F4A7C15ull;
+
+static uint64_t PatternSalt(uint64_t seq)
 {
-    uint64_t x = (i + 1) * 0x9E3779B97F4A7C15ull ^ seq * 0xBF58476D1CE4E5B9ull;
-    return static_cast<uint8_t>(x >> 56);
+    return seq * 0xBF58476D1CE4E5B9ull;
 }
 
 std::vector<uint8_t> Pattern(size_t len, uint64_t seq)
 {
     std::vector<uint8_t> v(len);
-    for (size_t i = 0; i < len; i++)
-        v[i] = PatternByte(i, seq);
+    uint64_t x = kPatternStep, salt = PatternSalt(seq);
+    for (size_t i = 0; i < len; i++, x += kPatternStep)
+        v[i] = static_cast<uint8_t>((x ^ salt) >> 56);
     return v;
 }
 
 bool MatchesPattern(const void *data, size_t len, uint64_t seq)
 {
     const uint8_t *p = static_cast<const uint8_t *>(data);
-    for (size_t i = 0; i < len; i++)
-        if (p[i] != PatternByte(i, seq))
+    uint64_t x = kPatternStep, salt = PatternSalt(seq);
+    for (size_t i = 0; i < len; i++, x += kPatternStep)
+        if (p[i] != static_cast<uint8_t>((x ^ salt) >> 56))
             return false;
     return true;
 }
@@ -103,23 +108,22 @@ ServerProcess::ServerProcess(Factory make, ipc_handler handler, size_t max_messa
     int ready[2];
     if (pipe(ready) < 0)
         return;
-    pid_ = Fork([&]() {
+    child_.emplace([&]() {
         close(ready[0]);
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGTERM);
         pthread_sigmask(SIG_BLOCK, &set, nullptr);
         ipc_server *s = make();
-        if (s == nullptr || ipc_server_listen(s) < 0)
-            return 2;
+        int rc = s != nullptr ? ipc_server_listen(s) : -EINVAL;
         pthread_t stopper;
-        if (pthread_create(&stopper, nullptr, StopOnSigterm, s) != 0)
-            return 3;
-        char one = 1;
-        if (write(ready[1], &one, 1) != 1)
-            return 3;
+        if (rc == 0)
+            rc = -pthread_create(&stopper, nullptr, StopOnSigterm, s);
+        bool told = WriteExactly(ready[1], &rc, sizeof(rc));
         close(ready[1]);
-        int rc = ipc_server_run(s, handler, nullptr, max_message);
+        if (rc != 0 || !told)
+            return 2;
+        rc = ipc_server_run(s, handler, nullptr, max_message);
         /* run() also returns for a handler's IPC_SHUTDOWN, with the stopper
          * still in sigwait(), a cancellation point: end it before s goes. */
         pthread_cancel(stopper);
@@ -128,43 +132,46 @@ ServerProcess::ServerProcess(Factory make, ipc_handler handler, size_t max_messa
         return rc == 0 ? 0 : 4;
     });
     close(ready[1]);
-    char byte;
-    ssize_t n;
-    do
-        n = read(ready[0], &byte, 1);
-    while (n < 0 && errno == EINTR);
+    if (!ReadExactly(ready[0], &listen_rc_, sizeof(listen_rc_)))
+        listen_rc_ = -999;
     close(ready[0]);
-    if (n != 1) {
-        WaitChild(pid_, 5000);
-        pid_ = -1;
-    }
+    if (listen_rc_ != 0)
+        child_->Wait(5000);
 }
 
 ServerProcess::~ServerProcess()
 {
-    if (pid_ > 0)
+    if (ok())
         Stop();
 }
 
 void ServerProcess::Kill(int sig)
 {
-    if (pid_ <= 0)
+    if (!ok())
         return;
-    kill(pid_, sig);
-    if (sig == SIGKILL) {
-        WaitChild(pid_, 5000);
-        pid_ = -1;
-    }
+    if (sig == SIGKILL)
+        child_->Kill();
+    else
+        kill(pid(), sig);
 }
 
 int ServerProcess::Stop()
 {
-    if (pid_ <= 0)
+    if (!ok())
         return -1;
-    kill(pid_, SIGTERM);
-    int rc = WaitChild(pid_, 10000);
-    pid_ = -1;
-    return rc;
+    kill(pid(), SIGTERM);
+    return Join();
+}
+
+int ServerProcess::Join(int timeout_ms)
+{
+    return child_ ? child_->Wait(timeout_ms) : -1;
+}
+
+ServerProcess::Factory ShmServer(const std::string &name, size_t max_clients,
+                                 ipc_server_options options)
+{
+    return [=]() { return ipc_server_create_shm_ex(name.c_str(), max_clients, &options); };
 }
 
 ipc_action ScriptedEchoHandler(void *, int, const void *request, size_t len,
@@ -178,6 +185,47 @@ ipc_action ScriptedEchoHandler(void *, int, const void *request, size_t len,
         usleep(5000);
     ipc_response_set(response, request, len);
     return IPC_CONTINUE;
+}
+
+long Echo(ipc_client *c, const void *msg, size_t len, uint64_t timeout_ns)
+{
+    // Room for a reply longer than the request: it is then told apart
+    // (kWrongReply) up to 16 bytes longer, -EMSGSIZE beyond.
+    thread_local std::vector<uint8_t> buf;
+    buf.resize(len + 16);
+    int rc = ipc_client_send(c, msg, len, timeout_ns);
+    if (rc != 0)
+        return rc;
+    ssize_t n = ipc_client_recv(c, buf.data(), buf.size(), timeout_ns);
+    if (n < 0)
+        return n;
+    if (static_cast<size_t>(n) != len || (len != 0 && memcmp(buf.data(), msg, len) != 0))
+        return kWrongReply;
+    return 0;
+}
+
+long Echo(ipc_client *c, const std::string &msg, uint64_t timeout_ns)
+{
+    return Echo(c, msg.data(), msg.size(), timeout_ns);
+}
+
+long EchoPattern(ipc_client *c, size_t len, uint64_t seq, uint64_t timeout_ns)
+{
+    std::vector<uint8_t> msg = Pattern(len, seq);
+    return Echo(c, msg.data(), len, timeout_ns);
+}
+
+int CountShmSegments(pid_t pid)
+{
+    FILE *f = fopen(("/proc/" + std::to_string(pid) + "/maps").c_str(), "r");
+    if (f == nullptr)
+        return -1;
+    int n = 0;
+    char line[4096];
+    while (fgets(line, sizeof(line), f))
+        n += strstr(line, "/memfd:ipc-shm (deleted)") != nullptr;
+    fclose(f);
+    return n;
 }
 
 ShmServerProcess::ShmServerProcess(const std::string &name, size_t max_clients,

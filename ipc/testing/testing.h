@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,8 +57,9 @@ ipc_action EchoHandler(void *ctx, int client_id, const void *request, size_t len
                        ipc_response *response);
 
 // A server in a child process: `make` creates it in the child; the parent
-// returns once it listens. The child serves `handler` (echo by default) until
-// stopped, then exits 0.
+// returns once the child reported its listen() result. The child serves
+// `handler` (echo by default) until stopped (SIGTERM) or until the handler
+// returns IPC_SHUTDOWN, then exits 0. Stopped on destruction.
 class ServerProcess {
   public:
     using Factory = std::function<ipc_server *()>;
@@ -67,20 +69,45 @@ class ServerProcess {
     ServerProcess(const ServerProcess &) = delete;
     ServerProcess &operator=(const ServerProcess &) = delete;
 
-    bool ok() const { return pid_ > 0; }
-    pid_t pid() const { return pid_; }
+    // It listens (and has not been stopped, killed or joined yet).
+    bool ok() const { return pid() > 0; }
+    // The child's ipc_server_listen() result: -EINVAL if `make` gave null,
+    // -999 if it never said.
+    int listen_rc() const { return listen_rc_; }
+    pid_t pid() const { return child_ ? child_->pid() : -1; }
+    // Sends sig; SIGKILL also reaps the child.
     void Kill(int sig = SIGKILL);
     // SIGTERM, then the exit status (0 for a clean stop).
     int Stop();
+    // The exit status once it stopped by itself (0 after a handler's clean
+    // IPC_SHUTDOWN), or -1 after timeout_ms.
+    int Join(int timeout_ms = 10000);
 
   private:
-    pid_t pid_ = -1;
+    std::optional<ChildProcess> child_;
+    int listen_rc_ = -999;
 };
+
+// A factory for ServerProcess: a shared-memory server for max_clients.
+ServerProcess::Factory ShmServer(const std::string &name, size_t max_clients,
+                                 ipc_server_options options = {});
 
 // Echoes the request; "SHUTDOWN" replies "bye" and ends the run loop
 // (IPC_SHUTDOWN); "SLOW" is echoed after 5 ms.
 ipc_action ScriptedEchoHandler(void *ctx, int client_id, const void *request, size_t len,
                                ipc_response *response);
+
+// One echo round trip of len bytes at msg (or of the string, or of
+// Pattern(len, seq)): 0, the failing call's error, or kWrongReply.
+constexpr long kWrongReply = -1000;
+constexpr uint64_t kEchoTimeoutNs = 10000000000ull;  // 10 s for each half
+long Echo(ipc_client *c, const void *msg, size_t len, uint64_t timeout_ns = kEchoTimeoutNs);
+long Echo(ipc_client *c, const std::string &msg, uint64_t timeout_ns = kEchoTimeoutNs);
+long EchoPattern(ipc_client *c, size_t len, uint64_t seq, uint64_t timeout_ns = kEchoTimeoutNs);
+
+// Client segments a process maps (the shared-memory server maps one per
+// connected client), or -1 if unreadable.
+int CountShmSegments(pid_t pid);
 
 // A shared-memory server in a child process running
 // ipc_server_run(ScriptedEchoHandler); the parent returns once the child
