@@ -228,46 +228,6 @@ int CountShmSegments(pid_t pid)
     return n;
 }
 
-ShmServerProcess::ShmServerProcess(const std::string &name, size_t max_clients,
-                                   const ipc_server_options *options)
-{
-    int p[2];
-    if (pipe(p) < 0)
-        return;
-    pid_ = Fork([&] {
-        close(p[0]);
-        ipc_server *s = ipc_server_create_shm_ex(name.c_str(), max_clients, options);
-        int rc = s ? ipc_server_listen(s) : -EINVAL;
-        bool told = WriteExactly(p[1], &rc, sizeof(rc));
-        close(p[1]);
-        if (rc != 0 || !told)
-            return 1;
-        rc = ipc_server_run(s, ScriptedEchoHandler, nullptr, 0);
-        ipc_server_destroy(s);
-        return rc == 0 ? 0 : 2;
-    });
-    close(p[1]);
-    if (!ReadExactly(p[0], &listen_rc_, sizeof(listen_rc_)))
-        listen_rc_ = -999;
-    close(p[0]);
-}
-
-void ShmServerProcess::Kill()
-{
-    if (pid_ <= 0)
-        return;
-    kill(pid_, SIGKILL);
-    WaitChild(pid_);
-    pid_ = -1;
-}
-
-int ShmServerProcess::Join(int timeout_ms)
-{
-    int rc = WaitChild(pid_, timeout_ms);
-    pid_ = -1;
-    return rc;
-}
-
 ipc_client *ConnectShm(const std::string &name, size_t max_clients, int *rc)
 {
     ipc_client *c = ipc_client_create_shm(name.c_str(), max_clients);

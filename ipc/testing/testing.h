@@ -109,30 +109,6 @@ long EchoPattern(ipc_client *c, size_t len, uint64_t seq, uint64_t timeout_ns = 
 // connected client), or -1 if unreadable.
 int CountShmSegments(pid_t pid);
 
-// A shared-memory server in a child process running
-// ipc_server_run(ScriptedEchoHandler); the parent returns once the child
-// reported its listen() result. Killed (SIGKILL) on destruction.
-class ShmServerProcess {
-  public:
-    ShmServerProcess(const std::string &name, size_t max_clients,
-                     const ipc_server_options *options = nullptr);
-    ~ShmServerProcess() { Kill(); }
-    ShmServerProcess(const ShmServerProcess &) = delete;
-    ShmServerProcess &operator=(const ShmServerProcess &) = delete;
-
-    // The child's ipc_server_listen() result (-999 if it never said).
-    int listen_rc() const { return listen_rc_; }
-    pid_t pid() const { return pid_; }
-    void Kill();
-    // The exit status once the server stopped by itself (0 after a clean
-    // "SHUTDOWN"), or -1 after timeout_ms.
-    int Join(int timeout_ms = 10000);
-
-  private:
-    pid_t pid_ = -1;
-    int listen_rc_ = -999;
-};
-
 // A connected shared-memory client of server `name`, or nullptr with the
 // connect error in *rc (when rc is not null).
 ipc_client *ConnectShm(const std::string &name, size_t max_clients, int *rc = nullptr);
