@@ -35,6 +35,7 @@ using ipc_testing::CountOpenFds;
 using ipc_testing::CountShmSegments;
 using ipc_testing::Echo;
 using ipc_testing::EchoPattern;
+using ipc_testing::HeldChild;
 using ipc_testing::MatchesPattern;
 using ipc_testing::NowNs;
 using ipc_testing::Pattern;
@@ -469,51 +470,34 @@ TEST_F(ShmTransport, AllSlotsTakenThenReuseAfterClose)
     EXPECT_EQ(rc, -EINVAL);
 }
 
-// A client process to be killed: it connects, echoes once (kEcho), tells
-// the parent how that went (said(): 'y', or 'n' not connected, 'e' the echo
-// failed, 0 it died first), then idles, or (kFlood) sends requests of random
-// sizes without reading, until it is killed.
-class ClientToKill {
-  public:
-    enum Mode { kEcho, kIdle, kFlood };
-    ClientToKill(const std::string &name, size_t max_clients, Mode mode, uint64_t seed = 0)
-        : process_([&] { return Run(name, max_clients, mode, seed); })
-    {
-        ready_.CloseWrite();
-        said_ = static_cast<char>(std::max(ready_.Get(), 0));
-    }
-    char said() const { return said_; }
-    void Kill() { process_.Kill(); }
+// A client process to be killed: ok() once it connected (and echoed once:
+// kEchoThenIdle); it then idles, or (kFlood) sends requests of random sizes
+// without reading, until it is killed.
+enum ClientThen { kEchoThenIdle, kIdle, kFlood };
 
-  private:
-    int Run(const std::string &name, size_t max_clients, Mode mode, uint64_t seed)
-    {
-        Client c(ConnectShm(name, max_clients));
-        char said = c != nullptr ? 'y' : 'n';
-        if (c != nullptr && mode == kEcho && Echo(c.get(), "hi") != 0)
-            said = 'e';
-        ready_.Put(said);
-        std::mt19937_64 rng(seed);
-        std::vector<uint8_t> msg(1500, 7);
-        for (;;) {
-            if (c != nullptr && mode == kFlood)
-                ipc_client_send(c.get(), msg.data(), rng() % msg.size(), 0);
-            else
-                pause();
-        }
-    }
-
-    Pipe ready_;  // before process_: the child writes it
-    ChildProcess process_;
-    char said_ = 0;
-};
+HeldChild ClientToKill(const std::string &name, size_t max_clients, ClientThen then,
+                       uint64_t seed = 0)
+{
+    // Set up and used by the child alone, in its copy of this frame.
+    Client c;
+    std::mt19937_64 rng(seed);
+    std::vector<uint8_t> msg(1500, 7);
+    auto connect = [&] {
+        c.reset(ConnectShm(name, max_clients));
+        if (c == nullptr)
+            return 1;
+        return then == kEchoThenIdle && Echo(c.get(), "hi") != 0 ? 2 : 0;
+    };
+    auto flood = [&] { ipc_client_send(c.get(), msg.data(), rng() % msg.size(), 0); };
+    return HeldChild(connect, then == kFlood ? std::function<void()>(flood) : nullptr);
+}
 
 TEST_F(ShmTransport, SlotReuseAfterSigkill)
 {
     ASSERT_EQ(Serve(1), 0);
     for (int round = 0; round < 5; round++) {
-        ClientToKill kid(name_, 1, ClientToKill::kEcho);
-        ASSERT_EQ(kid.said(), 'y');
+        HeldChild kid = ClientToKill(name_, 1, kEchoThenIdle);
+        ASSERT_TRUE(kid.ok());
         kid.Kill();
         uint64_t t0 = NowNs();
         int rc;
@@ -535,8 +519,8 @@ TEST_F(ShmTransport, DeadClientNoticedQuickly)
     ASSERT_NE(a, nullptr);
     pid_t srv = server_->pid();
     for (int round = 0; round < 5; round++) {
-        ClientToKill kid(name_, 2, ClientToKill::kEcho);
-        ASSERT_EQ(kid.said(), 'y');
+        HeldChild kid = ClientToKill(name_, 2, kEchoThenIdle);
+        ASSERT_TRUE(kid.ok());
         usleep(20000);
         int fds0 = CountOpenFds(srv);
         ASSERT_EQ(CountShmSegments(srv), 2);
@@ -570,13 +554,12 @@ TEST_F(ShmTransport, KillReconnectCyclesNoLeak)
     std::mt19937_64 rng(9);
     auto cycle = [&](int i) {
         bool mid_write = i % 2 == 1;
-        ClientToKill kid(name_, 1, mid_write ? ClientToKill::kFlood : ClientToKill::kIdle,
-                         rng());
-        EXPECT_EQ(kid.said(), 'y') << "cycle " << i;
+        HeldChild kid = ClientToKill(name_, 1, mid_write ? kFlood : kIdle, rng());
+        EXPECT_TRUE(kid.ok()) << "cycle " << i;
         if (mid_write)
             usleep((useconds_t)(rng() % 300));
         kid.Kill();
-        return kid.said() == 'y';
+        return kid.ok();
     };
     for (int i = 0; i < 20; i++)
         ASSERT_TRUE(cycle(i));

@@ -150,35 +150,25 @@ int Pipe::Get()
     return ReadExactly(fds_[0], &byte, 1) ? byte : -1;
 }
 
-HeldChild::HeldChild(const std::function<int()> &setup)
+HeldChild::HeldChild(const std::function<int()> &setup, const std::function<void()> &hold)
+    : child_([&] {
+          int rc = setup();
+          if (rc != 0)
+              return rc;
+          if (!ready_.Put(1))
+              return 127;
+          for (;;) {
+              if (hold)
+                  hold();
+              else
+                  pause();
+          }
+      })
 {
-    int ready[2];
-    if (pipe(ready) < 0)
-        return;
-    pid_ = Fork([&]() {
-        close(ready[0]);
-        int rc = setup();
-        if (rc != 0)
-            return rc;
-        char one = 1;
-        if (!WriteExactly(ready[1], &one, 1))
-            return 127;
-        pause();
-        return 0;
-    });
     // The child's end closed here: a child that dies early gives EOF.
-    close(ready[1]);
-    char byte;
-    ok_ = ReadExactly(ready[0], &byte, 1);
-    close(ready[0]);
-}
-
-HeldChild::~HeldChild()
-{
-    if (pid_ <= 0)
-        return;
-    kill(pid_, SIGKILL);
-    WaitChild(pid_);
+    ready_.CloseWrite();
+    ok_ = ready_.Get() >= 0;
+    ready_.CloseRead();
 }
 
 uint64_t Scaled(uint64_t n)

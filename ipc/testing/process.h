@@ -38,25 +38,6 @@ pid_t Fork(const std::function<int()> &body);
 // (the child is then killed).
 int WaitChild(pid_t pid, int timeout_ms = 30000);
 
-// A child that runs `setup` (binding a socket, taking a lock...) and, once
-// setup returned 0, says so and sleeps with what it holds until it is killed
-// (SIGKILL and reaped on destruction). The constructor returns once the
-// child is ready, ok(), or gone, !ok().
-class HeldChild {
-  public:
-    explicit HeldChild(const std::function<int()> &setup);
-    ~HeldChild();
-    HeldChild(const HeldChild &) = delete;
-    HeldChild &operator=(const HeldChild &) = delete;
-
-    bool ok() const { return ok_; }
-    pid_t pid() const { return pid_; }
-
-  private:
-    pid_t pid_ = -1;
-    bool ok_ = false;
-};
-
 // A child process running body (see Fork), killed (SIGKILL) and reaped on
 // destruction unless it was waited for: a test that fails half-way leaves
 // no process behind.
@@ -98,6 +79,29 @@ class Pipe {
 
   private:
     int fds_[2];
+};
+
+// A child that runs `setup` (binding a socket, taking a lock, connecting...)
+// and, once setup returned 0, says so and holds what it set up until it is
+// killed (SIGKILL and reaped on destruction): it sleeps, or runs `hold` over
+// and over. The constructor returns once the child is ready, ok(), or gone,
+// !ok().
+class HeldChild {
+  public:
+    explicit HeldChild(const std::function<int()> &setup,
+                       const std::function<void()> &hold = nullptr);
+    HeldChild(const HeldChild &) = delete;
+    HeldChild &operator=(const HeldChild &) = delete;
+
+    bool ok() const { return ok_; }
+    pid_t pid() const { return child_.pid(); }
+    // SIGKILL, and reaped.
+    void Kill() { child_.Kill(); }
+
+  private:
+    Pipe ready_;  // before child_: the child says "ready" on it
+    ChildProcess child_;
+    bool ok_ = false;
 };
 
 // Loop counts: n by default, smaller under the slow sanitizers (TSAN 0.1,
