@@ -4,12 +4,14 @@
  *
  *   rtt_probe shm|shm_zc|socket|raw_spin COUNT SIZE
  *
+ * RTT_PROBE_PIN=1 pins the server to CPU 1 and the client to CPU 0.
  * Run under `valgrind --tool=callgrind` by tools/perf/callgrind_rtt.sh,
  * which counts only our own work per round trip (waiting is toggled off).
  * raw_spin is the floor: two processes, one shared page, a sequence number
  * each way and a memcpy; nothing else.
  */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -169,6 +171,20 @@ static ssize_t probe_zc_round_trip(ipc_client *c, const unsigned char *msg, size
     return ipc_client_release(c);
 }
 
+/* With RTT_PROBE_PIN=1 in the environment, server on CPU 1 and client on
+ * CPU 0, as ipc_bench places them (each wake-up then crosses CPUs). */
+static void probe_pin(int cpu)
+{
+    const char *pin = getenv("RTT_PROBE_PIN");
+    if (pin == NULL || strcmp(pin, "1") != 0)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        probe_die("sched_setaffinity", -errno);
+}
+
 static int probe_ipc(const char *kind, long count, size_t size, const unsigned char *msg,
                      unsigned char *out)
 {
@@ -184,6 +200,7 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
     if (pid < 0)
         probe_die("fork", -errno);
     if (pid == 0) {
+        probe_pin(1);
         ipc_server *s = probe_server(kind, name);
         if (s == NULL)
             _exit(2);
@@ -191,6 +208,7 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
         ipc_server_destroy(s);
         _exit(rc == 0 ? 0 : 3);
     }
+    probe_pin(0);
     ipc_client *c = probe_client(kind, name);
     int rc = c == NULL ? -EINVAL : probe_connect(c);
     if (rc < 0)
