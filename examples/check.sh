@@ -12,6 +12,10 @@ unset CC CXX
 IPC=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/ipc-consumers.XXXXXX)
 export IPC PREFIX="$work/prefix"
+# A Go build cache of its own, as a new user has: Go keeps what pkg-config
+# said in its cache (golang/go#24544), so a cache from an earlier run would
+# link against that run's deleted prefix.
+export GOCACHE="$work/gocache"
 cleanup() {
   (cd "$IPC/examples" && bazel shutdown 2>/dev/null) || true
   rm -rf "$work"
