@@ -657,29 +657,29 @@ static bool ipc__serve_one(ipc_server *s, int id, ipc_handler handler, void *ctx
 
 /* Every ready request of client id, up to IPC__BATCH_MAX: handled, replied
  * and released one by one, the client woken once at the end (ops->
- * end_batch). Latency is stamped once per batch: each reply counts as one
- * sample of the batch's time, from the run loop taking it to its last
- * reply (for the usual batch of one, exactly that request's time). */
+ * end_batch). One stamp per request: the end of one is the start of the
+ * next, so each reply's sample is its own time, from the run loop taking
+ * its request to the reply sent. */
 static ipc_action ipc__serve_batch(ipc_server *s, int id, ipc_handler handler, void *ctx,
                                    ipc_response *response)
 {
-    uint64_t t0 = ipc__stamp();
+    uint64_t taken = ipc__stamp();
     ipc_action action = IPC_CONTINUE;
-    uint64_t replies = 0;
     bool replied;
     s->batch_client = id;
     for (int k = 0; k < IPC__BATCH_MAX; k++) {
         if (!ipc__serve_one(s, id, handler, ctx, response, &action, &replied))
             break;
-        replies += replied;
+        uint64_t done = ipc__stamp();
+        if (replied)
+            ipc__stat_latency(s->stats.block, ipc__stamp_ns(done - taken));
+        taken = done;
         if (action != IPC_CONTINUE || s->ops->has_next == NULL || !s->ops->has_next(s, id))
             break;
     }
     s->batch_client = -1;
     if (s->ops->end_batch != NULL)
         s->ops->end_batch(s, id);
-    if (replies != 0)
-        ipc__stat_latency_n(s->stats.block, ipc__stamp_ns(ipc__stamp() - t0), replies);
     return action;
 }
 
