@@ -25,23 +25,11 @@ namespace ipc_stress {
 namespace {
 
 using ipc_testing::Client;
+using ipc_testing::ConnectUnixStream;
 using ipc_testing::Fork;
 using ipc_testing::ScopedDir;
 using ipc_testing::WaitChild;
 
-
-int RawConnect(const std::string &path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {};
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path.c_str());
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -errno;
-    }
-    return fd;
-}
 
 // One checked request/reply on c; its latency, or 0 on any failure.
 uint64_t RoundTrip(ipc_client *c, uint32_t id, uint64_t seq, size_t len, std::vector<uint8_t> *buf)
@@ -161,7 +149,7 @@ TEST_F(SocketAbuse, SlowLorisWritingOneBytePer100msDoesNotDelayOthers)
     std::string path = ep_.name;
     // 4-byte header + a 24-byte request: 28 bytes, 2.8 s.
     pid_t loris = Fork([path]() {
-        int fd = RawConnect(path);
+        int fd = ConnectUnixStream(path);
         if (fd < 0)
             return 1;
         uint8_t frame[4 + kHeaderSize];
@@ -286,7 +274,7 @@ TEST_F(SocketAbuse, PeerWritingGarbageDoesNotDisturbOthers)
         int connections = 0;
         std::vector<uint8_t> junk(70000);
         while (NowNs() < end) {
-            int fd = RawConnect(path);
+            int fd = ConnectUnixStream(path);
             if (fd < 0)
                 return 1;
             connections++;
@@ -330,7 +318,7 @@ TEST_F(SocketAbuse, PeerWritingGarbageDoesNotDisturbOthers)
 TEST_F(SocketAbuse, WholeRequestFollowedByPartOfALargeOneKeepsBeingRead)
 {
     StartServer(1 << 20);
-    int fd = RawConnect(ep_.name);
+    int fd = ConnectUnixStream(ep_.name);
     ASSERT_GE(fd, 0);
     int big = 4 << 20;
     if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &big, sizeof(big)) < 0)

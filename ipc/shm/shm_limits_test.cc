@@ -30,6 +30,7 @@ namespace {
 using ipc_testing::ConnectShm;
 using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
+using ipc_testing::ProcStatusKiB;
 using ipc_testing::NowNs;
 using ipc_testing::Pattern;
 using ipc_testing::ServerProcess;
@@ -38,22 +39,6 @@ using ipc_testing::WaitChild;
 
 constexpr uint64_t kMs = 1000000ull;
 constexpr uint64_t kSec = 1000 * kMs;
-
-// A field of /proc/<pid>/status in KiB ("RssAnon"), or -1.
-long StatusKiB(pid_t pid, const char *field)
-{
-    FILE *f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
-    if (f == nullptr)
-        return -1;
-    char line[256];
-    long kib = -1;
-    size_t n = strlen(field);
-    while (fgets(line, sizeof(line), f))
-        if (strncmp(line, field, n) == 0 && line[n] == ':')
-            kib = atol(line + n + 1);
-    fclose(f);
-    return kib;
-}
 
 ipc_server_options Options(size_t ring, size_t max_message, size_t max_pending)
 {
@@ -118,7 +103,7 @@ void NonReaderIsHeldAtTheBound(size_t reply_len, size_t bound)
     ipc_client *c = srv.Connect();
     ASSERT_NE(c, nullptr);
     ASSERT_EQ(Echo(c, reply_len, 0), 0);
-    long before = StatusKiB(srv.pid(), "RssAnon");
+    long before = ProcStatusKiB(srv.pid(), "RssAnon");
     std::vector<uint8_t> msg = Pattern(reply_len, 7);
     uint64_t sent = 0;
     int rc = 0;
@@ -129,7 +114,7 @@ void NonReaderIsHeldAtTheBound(size_t reply_len, size_t bound)
     }
     EXPECT_EQ(rc, -ETIMEDOUT) << "the server stops taking requests: the request ring fills";
     usleep(100 * 1000);
-    long after = StatusKiB(srv.pid(), "RssAnon");
+    long after = ProcStatusKiB(srv.pid(), "RssAnon");
     printf("%zu-byte replies, bound %zu KiB: %llu requests taken, server heap +%ld KiB\n",
            reply_len, bound / 1024, (unsigned long long)sent, after - before);
     // Taken: a request ring and a response ring full of records (8 bytes of

@@ -27,9 +27,11 @@
 
 using ipc_testing::Client;
 using ipc_testing::Server;
+using ipc_testing::ConnectUnixStream;
 using ipc_testing::ConnectWithRetry;
 using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
+using ipc_testing::ProcStatusKiB;
 using ipc_testing::ReadExactly;
 using ipc_testing::Pattern;
 using ipc_testing::ServerProcess;
@@ -61,35 +63,6 @@ namespace {
 constexpr uint64_t kSecond = 1000ull * 1000 * 1000;
 constexpr uint64_t kMs = 1000ull * 1000;
 
-
-// Resident memory of a process, in bytes (VmRSS), or -1.
-long RssBytes(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == nullptr)
-        return -1;
-    long kb = -1;
-    while (fgets(line, sizeof(line), f) != nullptr)
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb < 0 ? -1 : kb * 1024;
-}
-
-int RawConnect(const std::string &path)
-{
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un a = {};
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof(a.sun_path), "%s", path.c_str());
-    if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
 
 std::vector<uint8_t> Frame(const std::vector<uint8_t> &payload)
 {
@@ -160,13 +133,13 @@ TEST_F(SocketBackpressure, ClientThatStopsReadingIsHeldNotDroppedAndGetsEveryRep
 // the server has not taken a byte for 300 ms; then it reads every reply.
 void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_t bound)
 {
-    int fd = RawConnect(path);
+    int fd = ConnectUnixStream(path);
     ASSERT_GE(fd, 0);
     std::vector<uint8_t> one = Frame(std::vector<uint8_t>(payload, 0xab));
     ASSERT_TRUE(WriteExactly(fd, one.data(), one.size()));
     std::vector<uint8_t> reply(one.size());
     ASSERT_TRUE(ReadExactly(fd, reply.data(), reply.size()));
-    long before = RssBytes(server);
+    long before = ProcStatusKiB(server, "VmRSS") * 1024;
     ASSERT_GT(before, 0);
 
     std::vector<uint8_t> batch;
@@ -196,7 +169,7 @@ void FloodThenDrain(const std::string &path, pid_t server, size_t payload, size_
     // Finish the batch under way so that only whole frames are owed.
     ASSERT_EQ(fcntl(fd, F_SETFL, 0), 0);
     std::thread finish([&]() { EXPECT_TRUE(WriteExactly(fd, batch.data() + partial, batch.size() - partial)); });
-    long after = RssBytes(server);
+    long after = ProcStatusKiB(server, "VmRSS") * 1024;
     // The server's memory for this client: the reply queue (the bound and a
     // page), the input buffer (256 KiB of requests past the front frame, its
     // buffer at most twice that), and 1 MiB of slack.
@@ -256,7 +229,7 @@ TEST_F(SocketBackpressure, PipeliningClientThatReadsSlowlyIsNeverDropped)
     ServerProcess server(Factory(512 << 10));
     ASSERT_TRUE(server.ok());
     Client good = Connect();
-    int fd = RawConnect(path_);
+    int fd = ConnectUnixStream(path_);
     ASSERT_GE(fd, 0);
     constexpr int kRequests = 300;
     auto size_of = [](int i) { return (size_t)((uint64_t)i * 2654435761u % (300001)); };

@@ -51,11 +51,8 @@ class SocketTest : public ipc_testing::SocketFixture {
     // A raw connected socket, for writing bytes the client API never would.
     int RawConnect()
     {
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un a = {};
-        a.sun_family = AF_UNIX;
-        strcpy(a.sun_path, path_.c_str());
-        EXPECT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        int fd = ipc_testing::ConnectUnixStream(path_);
+        EXPECT_GE(fd, 0) << strerror(-fd);
         return fd;
     }
 };

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -299,6 +300,39 @@ int64_t ProcessCpuNs(pid_t pid)
         return -1;
     long hz = sysconf(_SC_CLK_TCK);
     return static_cast<int64_t>((utime + stime) * (1000000000ull / static_cast<uint64_t>(hz)));
+}
+
+long ProcStatusKiB(pid_t pid, const char *field)
+{
+    FILE *f = fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (f == nullptr)
+        return -1;
+    char line[256];
+    long kib = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            kib = atol(line + n + 1);
+    fclose(f);
+    return kib;
+}
+
+int ConnectUnixStream(const std::string &path)
+{
+    struct sockaddr_un a = {};
+    if (path.size() >= sizeof(a.sun_path))
+        return -ENAMETOOLONG;
+    a.sun_family = AF_UNIX;
+    memcpy(a.sun_path, path.c_str(), path.size() + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, reinterpret_cast<struct sockaddr *>(&a), sizeof(a)) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
 }
 
 }  // namespace ipc_testing

@@ -129,6 +129,14 @@ int CountOpenFds(pid_t pid);
 // unreadable).
 int CountMappings(pid_t pid);
 
+// A field of /proc/<pid>/status in KiB ("VmRSS", "RssAnon"), or -1.
+long ProcStatusKiB(pid_t pid, const char *field);
+
+// A stream socket connected to the Unix socket at path (for bytes the client
+// API never writes): its fd, or -errno (-ENAMETOOLONG when path does not
+// fit sun_path).
+int ConnectUnixStream(const std::string &path);
+
 // utime + stime of a process from /proc/<pid>/stat, in ns; -1 if unreadable.
 int64_t ProcessCpuNs(pid_t pid);
 
