@@ -492,12 +492,14 @@ static ssize_t ipc__shm_server_release(ipc_server *base, int client_id)
 }
 
 /* The next request is there (or the ring turned out corrupt: the peek that
- * follows reports it and drops the client) and the client may be served: a
- * paused one (ipc__srv_pause) ends its batch, so the bound holds in one. */
+ * follows reports it and drops the client) and the client may be served:
+ * what the round robin polls (views), so a client paused at its bound
+ * (ipc__srv_pause) or dropped ends its batch. */
 static bool ipc__shm_server_has_next(ipc_server *base, int client_id)
 {
-    ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
-    return sl != NULL && !sl->doomed && !sl->paused && ipc__spsc_readable(&sl->seg.req) != 0;
+    ipc__shm_server *s = ipc__srv(base);
+    return ipc__srv_slot(s, client_id) != NULL && s->views[client_id] != NULL &&
+           ipc__spsc_readable(s->views[client_id]) != 0;
 }
 
 /* The run loop's batch for this client is over: one fence for every reply
