@@ -58,19 +58,13 @@ const IdleRow *FindIdle(const Results &r, const char *id)
     return nullptr;
 }
 
-double P50Ratio(const Results &r, const char *num, const char *den, bool cold,
-                size_t payload = kRatioPayload)
+// num's latency over den's: a percentile (p50 unless named) of one case each.
+double LatencyRatio(const Results &r, const char *num, const char *den, bool cold,
+                    size_t payload = kRatioPayload, double LatencyRow::*q = &LatencyRow::p50_ns)
 {
     const LatencyRow *a = FindLatency(r, num, payload, cold);
     const LatencyRow *b = FindLatency(r, den, payload, cold);
-    return a && b && b->p50_ns > 0 ? a->p50_ns / b->p50_ns : NAN;
-}
-
-double TailRatio(const Results &r, const char *num, const char *den)
-{
-    const LatencyRow *a = FindLatency(r, num, kRatioPayload, false);
-    const LatencyRow *b = FindLatency(r, den, kRatioPayload, false);
-    return a && b && b->p999_ns > 0 ? a->p999_ns / b->p999_ns : NAN;
+    return a && b && b->*q > 0 ? a->*q / b->*q : NAN;
 }
 
 // One client, the same window: num's messages per second over den's.
@@ -566,13 +560,13 @@ int WriteScript(FILE *f, const Results &r, const std::string &out)
 void ComputeRatios(Results *r)
 {
     Add(r, "shm hot p50 / raw spin hot p50", "ipc_shm vs raw_spin, hot",
-        P50Ratio(*r, "ipc_shm", "raw_spin", false), 1.5, true);
+        LatencyRatio(*r, "ipc_shm", "raw_spin", false), 1.5, true);
     Add(r, "shm hot p99.9 / raw spin hot p99.9", "ipc_shm vs raw_spin, hot",
-        TailRatio(*r, "ipc_shm", "raw_spin"), 4, true);
+        LatencyRatio(*r, "ipc_shm", "raw_spin", false, kRatioPayload, &LatencyRow::p999_ns), 4, true);
     Add(r, "shm pipelined / raw spin throughput", "1 client, same window",
         TputRatio(*r, "ipc_shm", "raw_spin", kRatioPayload), 0.5, false);
     Add(r, "shm cold p50 / raw futex cold p50", "ipc_shm vs raw_futex, cold",
-        P50Ratio(*r, "ipc_shm", "raw_futex", true), 1.15, true);
+        LatencyRatio(*r, "ipc_shm", "raw_futex", true), 1.15, true);
     // The socket against the kernel's own limit, small and large.
     for (size_t payload : r->payloads) {
         if (payload != kRatioPayload && payload < (64u << 10))
@@ -580,14 +574,14 @@ void ComputeRatios(Results *r)
         bool small = payload == kRatioPayload;
         std::string at = small ? "" : ", " + Size(payload);
         Add(r, "socket hot p50 / raw UDS hot p50" + at, "ipc_socket vs raw_uds, hot",
-            P50Ratio(*r, "ipc_socket", "raw_uds", false, payload), small ? 1.10 : 1.3, true);
+            LatencyRatio(*r, "ipc_socket", "raw_uds", false, payload), small ? 1.10 : 1.3, true);
         Add(r, "socket pipelined / raw UDS throughput" + at, "1 client, same window",
             TputRatio(*r, "ipc_socket", "raw_uds", payload), small ? 0.9 : 0.7, false);
     }
     // Zero-copy does strictly less work: never slower, at any size.
     for (size_t payload : r->payloads)
         Add(r, "shm zero-copy / copying hot p50, " + Size(payload), "ipc_shm_zc vs ipc_shm, hot",
-            P50Ratio(*r, "ipc_shm_zc", "ipc_shm", false, payload), 1.0, true);
+            LatencyRatio(*r, "ipc_shm_zc", "ipc_shm", false, payload), 1.0, true);
     for (const char *id : {"ipc_shm", "ipc_socket"}) {
         std::string name = id == std::string("ipc_shm") ? "shm" : "socket";
         const IdleRow *x = FindIdle(*r, id);
@@ -598,13 +592,13 @@ void ComputeRatios(Results *r)
             ClientFloor(*r, id, kRatioPayload), 0.8, false);
     }
     Add(r, "speedup vs nng, socket (hot p50)", "nng p50 / ipc_socket p50",
-        P50Ratio(*r, "nng", "ipc_socket", false), 5, false);
+        LatencyRatio(*r, "nng", "ipc_socket", false), 5, false);
     Add(r, "speedup vs ZeroMQ, socket (hot p50)", "zmq p50 / ipc_socket p50",
-        P50Ratio(*r, "zmq", "ipc_socket", false), 5, false);
+        LatencyRatio(*r, "zmq", "ipc_socket", false), 5, false);
     Add(r, "speedup vs nng, shm (hot p50)", "nng p50 / ipc_shm p50",
-        P50Ratio(*r, "nng", "ipc_shm", false), 50, false);
+        LatencyRatio(*r, "nng", "ipc_shm", false), 50, false);
     Add(r, "speedup vs ZeroMQ, shm (hot p50)", "zmq p50 / ipc_shm p50",
-        P50Ratio(*r, "zmq", "ipc_shm", false), 50, false);
+        LatencyRatio(*r, "zmq", "ipc_shm", false), 50, false);
 }
 
 void PrintTable(const Results &r)
