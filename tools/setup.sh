@@ -12,6 +12,7 @@ packages=(
   libnng-dev libzmq3-dev
   gnuplot-nox
   valgrind
+  spin
 )
 
 missing=()
