@@ -14,9 +14,9 @@
 /* epoll tag of self_fd; clients' eventfds are tagged with their fd. */
 #define IPC__BELL_TAG_SELF UINT64_MAX
 
-static int ipc__bell_watch(int ep, int fd, uint64_t tag)
+static int ipc__bell_watch(int ep, int fd, uint32_t events, uint64_t tag)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = tag};
+    struct epoll_event ev = {.events = events, .data.u64 = tag};
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
@@ -48,7 +48,8 @@ int ipc__bell_open(ipc__bell *b, uint32_t version)
         rc = -errno;
         goto failed_epoll;
     }
-    if ((rc = ipc__bell_watch(b->ep, self, IPC__BELL_TAG_SELF)) < 0)
+    /* Level-triggered and drained: only this process holds self_fd. */
+    if ((rc = ipc__bell_watch(b->ep, self, EPOLLIN, IPC__BELL_TAG_SELF)) < 0)
         goto failed_self;
     /* Relaxed: wake() may read it from a signal handler of this thread, or
      * from a thread that got the server object through a synchronising
@@ -86,7 +87,12 @@ int ipc__bell_add(ipc__bell *b, int *efd)
     int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         return -errno;
-    int rc = ipc__bell_watch(b->ep, fd, (uint64_t)fd);
+    /* Edge-triggered, never read: the client shares this open file
+     * description, so its O_NONBLOCK flag and its counter are the client's
+     * to change. Every write queues an edge that the next epoll_wait
+     * reports, whatever the counter holds, so nothing the client does to
+     * the fd reaches past its own wake-ups (bell.h). */
+    int rc = ipc__bell_watch(b->ep, fd, EPOLLIN | EPOLLET, (uint64_t)fd);
     if (rc < 0) {
         close(fd);
         return rc;
@@ -110,16 +116,13 @@ void ipc__bell_ring_self(ipc__bell *b)
         ipc__eventfd_signal(fd);
 }
 
-/* Empties what fired among evs[0..n). */
+/* Empties what fired among evs[0..n): self_fd only. A client's eventfd is
+ * edge-triggered, so reporting it consumed its edge; it is never read. */
 static void ipc__bell_consume(ipc__bell *b, const struct epoll_event *evs, int n)
 {
-    for (int i = 0; i < n; i++) {
-        uint64_t tag = evs[i].data.u64;
-        if (tag == IPC__BELL_TAG_SELF)
+    for (int i = 0; i < n; i++)
+        if (evs[i].data.u64 == IPC__BELL_TAG_SELF)
             ipc__eventfd_drain(atomic_load_explicit(&b->self_fd, memory_order_relaxed));
-        else
-            ipc__eventfd_drain((int)tag);
-    }
 }
 
 void ipc__bell_drain(ipc__bell *b)

@@ -11,9 +11,15 @@
  *     memfd, then seals it with F_SEAL_FUTURE_WRITE, after which nobody
  *     else can map it writable (mmap and mprotect fail with EPERM/EACCES)
  *     or write() to it. It says whether the server sleeps.
- *   - one eventfd per client, watched by the server's epoll set. A client
- *     can write (or drain) only its own: it can wake the server needlessly
- *     or lose its own wake-ups, nothing else.
+ *   - one eventfd per client, watched by the server's epoll set,
+ *     edge-triggered. The client's copy shares the server's open file
+ *     description (SCM_RIGHTS), and so its O_NONBLOCK flag and counter: the
+ *     server therefore never reads, drains or blocks on it. Each write is an
+ *     edge the next epoll_wait reports, whatever the client did to the fd
+ *     since (blocking mode, draining, a saturated counter, O_ASYNC, which
+ *     an eventfd ignores). A client can wake the server needlessly or lose
+ *     its own wake-ups (a saturated counter refuses its writes), nothing
+ *     else.
  *
  * Lost-wake freedom (Dekker with seq_cst fences, as in wait.h):
  *
@@ -24,8 +30,9 @@
  *   W3 epoll_wait(eventfds)              P3   write(own eventfd, 1)
  *
  * If the client's fence comes first, W2 sees P1. Otherwise P2 sees W1 and
- * P3 makes the eventfd readable, and an eventfd stays readable until
- * drained, so epoll_wait returns whenever it runs: no window at all.
+ * P3 queues an edge on the eventfd, which stays on the epoll set's ready
+ * list until an epoll_wait reports it, so epoll_wait returns whenever it
+ * runs: no window at all. Modelled in ipc/shm/model/bell.pml.
  */
 #ifndef IPC_SHM_BELL_H
 #define IPC_SHM_BELL_H
@@ -93,7 +100,8 @@ int ipc__bell_wait(ipc__bell *b, bool (*ready)(void *), void *arg, uint64_t spin
  * publish makes ep readable; returns ep. */
 int ipc__bell_hold(ipc__bell *b);
 
-/* Empties every eventfd that fired, without waiting. */
+/* Takes every event that fired, without waiting: drains self_fd and
+ * consumes the clients' edges. */
 void ipc__bell_drain(ipc__bell *b);
 
 /* The client's side: maps the page read-only after checking the memfd (its

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <thread>
 
 #include "ipc/testing/testing.h"
@@ -161,6 +162,77 @@ TEST_F(ShmBellTest, AClientDrainingItsEventfdCannotSilenceAnother)
     EXPECT_EQ(ipc__bell_wait(&b, Published, sh, 0, t0 + 5000 * kMs), 0);
     EXPECT_EQ(WaitChild(good), 0);
     EXPECT_EQ(WaitChild(bad), 0);
+    ipc__bell_remove(&b, bad_fd);
+    ipc__bell_remove(&b, good_fd);
+}
+
+// The client shares the open file description of its eventfd with the
+// server, so the server never reads it: a client that turned it blocking
+// and drained it between the server's epoll_wait and read(2) would hold
+// the server in read(2) for good. Here a ring is reported, nothing is read
+// (the client finds its count untouched), a ring taken back is harmless,
+// and each wait ends at its deadline (a wait still stuck after 5 s is the
+// failure).
+TEST_F(ShmBellTest, TheServerNeverReadsAClientsEventfdWhateverItsFlags)
+{
+    int efd = -1;
+    ASSERT_EQ(ipc__bell_add(&b, &efd), 0);
+    int fl = fcntl(efd, F_GETFL);
+    ASSERT_EQ(fcntl(efd, F_SETFL, fl & ~O_NONBLOCK), 0) << "the client's flag is the server's";
+    for (bool taken_back : {false, true}) {
+        uint64_t v = 1;
+        ASSERT_EQ(write(efd, &v, sizeof(v)), (ssize_t)sizeof(v)); // a ring
+        if (taken_back)
+            ASSERT_EQ(read(efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+        std::atomic<int> rc{1};
+        std::thread server([&] {
+            rc = ipc__bell_wait(&b, Published, sh, 0, ipc__now_ns() + 50 * kMs);
+        });
+        for (int i = 0; i < 500 && rc == 1; i++)
+            usleep(10 * 1000);
+        if (rc == 1) {
+            v = 1; // free the server from read(2) so the test can end
+            ASSERT_EQ(write(efd, &v, sizeof(v)), (ssize_t)sizeof(v));
+            server.join();
+            FAIL() << "the server blocked reading the client's eventfd";
+        }
+        server.join();
+        EXPECT_EQ(rc, -ETIMEDOUT);
+        if (!taken_back) {
+            ASSERT_EQ(fcntl(efd, F_SETFL, fl), 0);
+            EXPECT_EQ(read(efd, &v, sizeof(v)), (ssize_t)sizeof(v)) << "the server read it";
+            EXPECT_EQ(v, 1u);
+            ASSERT_EQ(fcntl(efd, F_SETFL, fl & ~O_NONBLOCK), 0);
+        }
+    }
+    ipc__bell_remove(&b, efd);
+}
+
+// A client that saturates its counter can no longer ring (its writes are
+// refused): it loses its own wake-ups, and another client's ring still
+// wakes the server.
+TEST_F(ShmBellTest, AClientWithASaturatedCounterSilencesOnlyItself)
+{
+    int bad_fd = -1, good_fd = -1;
+    ASSERT_EQ(ipc__bell_add(&b, &bad_fd), 0);
+    ASSERT_EQ(ipc__bell_add(&b, &good_fd), 0);
+    uint64_t most = 0xfffffffffffffffeull;
+    ASSERT_EQ(write(bad_fd, &most, sizeof(most)), (ssize_t)sizeof(most));
+    ipc__bell_drain(&b); // its edge is taken; the counter stays full
+    uint64_t one = 1;
+    EXPECT_EQ(write(bad_fd, &one, sizeof(one)), -1);
+    EXPECT_EQ(errno, EAGAIN);
+    pid_t good = Fork([&] {
+        const ipc__bell_page *page = nullptr;
+        if (ipc__bell_map(b.page_fd, 1, &page) != 0)
+            return 10;
+        usleep(100 * 1000);
+        atomic_store(&sh->published, 1u);
+        ipc__bell_ring(page, good_fd);
+        return 0;
+    });
+    EXPECT_EQ(ipc__bell_wait(&b, Published, sh, 0, ipc__now_ns() + 5000 * kMs), 0);
+    EXPECT_EQ(WaitChild(good), 0);
     ipc__bell_remove(&b, bad_fd);
     ipc__bell_remove(&b, good_fd);
 }

@@ -11,12 +11,14 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <grp.h>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ipc/ipc.h"
@@ -24,6 +26,7 @@
 // Last: <stdatomic.h> macros clash with <atomic> when included first.
 #include "ipc/shm/shm_layout.h"
 #include "ipc/shm/shm_client.h"
+#include "ipc/shm/shm_handshake.h"
 
 namespace {
 
@@ -32,6 +35,7 @@ using ipc_testing::Fork;
 using ipc_testing::MatchesPattern;
 using ipc_testing::ProcStatusKiB;
 using ipc_testing::NowNs;
+using ipc_testing::Pipe;
 using ipc_testing::Pattern;
 using ipc_testing::ServerProcess;
 using ipc_testing::UniqueName;
@@ -376,6 +380,96 @@ TEST(ShmLimits, AClientScribblingOnSharedStateHurtsOnlyItself)
     }
     ipc_client_destroy(good);
     EXPECT_EQ(srv.Stop(), 0);
+}
+
+// What a client does to the fds the server shared with it, on the open file
+// descriptions they share: blocking mode, O_ASYNC signals aimed at the
+// server, draining its wake eventfd from two threads while writing it in
+// bursts, saturating its counter, resizing or punching the memfds. Then it
+// exits without closing anything. The server never reads, waits on or
+// resizes through a description a client holds (docs/SHM.md §5a), so it
+// keeps serving, reclaims both hostile connections, admits new clients and
+// stops cleanly.
+int AbuseSharedFds(pid_t server, ipc_client *c, const int hello[IPC_SHM_HELLO_FDS])
+{
+    ipc__shm_client *sc = ipc__shm_client_of(c);
+    const int fds[] = {sc->wake_fd, hello[IPC_SHM_HELLO_SEGMENT], hello[IPC_SHM_HELLO_BELL],
+                       hello[IPC_SHM_HELLO_WAKE]};
+    for (int fd : fds) {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl < 0 || fcntl(fd, F_SETFL, (fl & ~O_NONBLOCK) | O_ASYNC) != 0 ||
+            fcntl(fd, F_SETOWN, server) != 0 || fcntl(fd, F_SETSIG, SIGUSR1) != 0)
+            return 20;
+    }
+    for (int i = IPC_SHM_HELLO_SEGMENT; i <= IPC_SHM_HELLO_BELL; i++)
+        if (ftruncate(hello[i], 0) == 0)
+            return 21; // sealed against shrinking: the server's mapping would SIGBUS
+    if (fallocate(hello[IPC_SHM_HELLO_BELL], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                  4096) == 0)
+        return 22; // the doorbell page is sealed against writes
+    const int wakes[] = {sc->wake_fd, hello[IPC_SHM_HELLO_WAKE]};
+    std::vector<std::thread> readers;
+    for (int fd : wakes)
+        for (int k = 0; k < 6; k++)
+            readers.emplace_back([fd] {
+                uint64_t v;
+                while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+                    ;
+            });
+    (void)Echo(c, 16, 3, 1 * kSec); // the server wakes through these fds
+    for (uint64_t t0 = NowNs(); NowNs() - t0 < 2 * kSec;) // bursts: it drains while we do
+        for (int burst = 0; burst < 64; burst++)
+            for (int fd : wakes) {
+                uint64_t one = 1;
+                (void)!write(fd, &one, sizeof(one));
+            }
+    uint64_t most = 0xfffffffffffffffeull; // the counter saturated: writes block
+    (void)!write(hello[IPC_SHM_HELLO_WAKE], &most, sizeof(most));
+    _exit(0); // the readers are still blocked in read(); nothing is closed
+}
+
+TEST(ShmLimits, AClientAbusingTheFdsItSharesWithTheServerCostsTheServerNothing)
+{
+    EchoServer srv("fds", 3, Options(8192, 0, 0));
+    ASSERT_TRUE(srv.ok());
+    Pipe go;
+    pid_t server = srv.pid();
+    pid_t bad = Fork([&] {
+        go.CloseRead();
+        ipc_client *c = srv.Connect();
+        if (c == nullptr || Echo(c, 8, 1) != 0)
+            return 10;
+        int raw = ipc__shm_dial(srv.name().c_str()), hello[IPC_SHM_HELLO_FDS];
+        uint32_t id;
+        if (raw < 0 || ipc__shm_hello_recv(raw, 5 * kSec, hello, &id) != 0)
+            return 11;
+        go.Put('g');
+        return AbuseSharedFds(server, c, hello);
+    });
+    go.CloseWrite();
+    ASSERT_EQ(go.Get(), 'g');
+    ipc_client *good = srv.Connect();
+    ASSERT_NE(good, nullptr) << "a client connecting during the abuse";
+    for (uint64_t i = 0; i < 400; i++) { // through the abuse and past it
+        usleep(3000); // let the server go to sleep: its wake-up is what is at stake
+        ASSERT_EQ(Echo(good, 64, i, 2 * kSec), 0) << "round trip " << i;
+    }
+    EXPECT_EQ(WaitChild(bad, 10000), 0) << "20-22: a shared fd refused the abuse differently";
+    for (uint64_t i = 0; i < 20; i++)
+        ASSERT_EQ(Echo(good, 64, 100 + i, 2 * kSec), 0) << "after the abuser left, " << i;
+    // Both of its connections were reclaimed: the two other slots take new
+    // clients (3 slots in all), each served.
+    std::vector<ipc_client *> later;
+    for (int i = 0; i < 2; i++) {
+        int rc = 0;
+        later.push_back(srv.Connect(&rc));
+        ASSERT_EQ(rc, 0) << "connect " << i << " after the abuser left";
+        EXPECT_EQ(Echo(later.back(), 64, 200 + i, 2 * kSec), 0);
+    }
+    for (ipc_client *l : later)
+        ipc_client_destroy(l);
+    ipc_client_destroy(good);
+    EXPECT_EQ(srv.Stop(), 0) << "the server still stops cleanly";
 }
 
 // Becomes uid/gid 65534 with no supplementary groups (setpriv --reuid=65534
