@@ -6,6 +6,7 @@
  * connections and hang-ups it sets hints, admin_pending, and rings the
  * doorbell. The server thread then gives each connection a segment and a
  * slot, or reclaims a slot whose client hung up.
+ * Model-checked: ipc/shm/model/slots.pml
  */
 #include "ipc/shm/shm_server.h"
 

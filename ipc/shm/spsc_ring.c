@@ -10,6 +10,7 @@
  *       the producer's later writes).
  * Waking a sleeper goes through ipc__wait_notify(), whose seq_cst fence
  * orders the release store before the check for sleepers.
+ * Model-checked: ipc/shm/model/spsc_wait.pml
  */
 #include "ipc/shm/spsc_ring.h"
 

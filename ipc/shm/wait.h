@@ -22,6 +22,7 @@
  * queued and the wake reaches it). If the publisher's fence comes first,
  * ready() in W2 sees P1 and the waiter never sleeps. No interleaving leaves
  * the waiter asleep with the state published. docs/SHM.md has the long form.
+ * Model-checked: ipc/shm/model/spsc_wait.pml
  */
 #ifndef IPC_SHM_WAIT_H
 #define IPC_SHM_WAIT_H
