@@ -333,10 +333,19 @@ int ipc_server_listen(ipc_server *s)
         return -EINVAL;
     if (s->listening)
         return -EALREADY;
-    int rc = s->ops->listen(s);
-    s->listening = rc == 0;
-    if (rc == 0)
-        ipc__stats_publish(&s->stats, s->ops->name, s->name);
+    /* The stats page first: once a socket file is there its server accepts,
+     * so nothing may fail after the transport's listen (a server nobody can
+     * see is a failure too: -EUSERS when its thread cannot start). */
+    int rc = ipc__stats_publish(&s->stats, s->ops->name, s->name);
+    if (rc < 0)
+        return rc;
+    rc = s->ops->listen(s);
+    if (rc < 0)
+        goto failed_listen;
+    s->listening = true;
+    return 0;
+failed_listen:
+    ipc__stats_unpublish(&s->stats);
     return rc;
 }
 

@@ -177,7 +177,14 @@ ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
  * socket); -EEXIST when something that is not a socket is (at the path or
  * at the temporary name: neither is ever removed); -EACCES when a
  * socket there cannot be probed. On failure nothing is removed but the
- * temporary name it created. */
+ * temporary name it created.
+ * -EUSERS when a thread it needs cannot start: the stats publisher (every
+ * server; see ipc_stats_fetch) and, on shared memory, the connection
+ * watcher. The cause is the user's process/thread limit (RLIMIT_NPROC,
+ * `ulimit -u`; it counts threads), the system's thread limit, or no memory
+ * for a thread stack. A server never serves without its stats page: listen
+ * fails, and everything it set up is undone. (-EAGAIN, elsewhere "no free
+ * slot, retry", is never this.) */
 int ipc_server_listen(ipc_server *s);
 
 /* Waits until a whole message from some client is ready, accepting
@@ -232,7 +239,8 @@ typedef ipc_action (*ipc_handler)(void *ctx, int client_id, const void *request,
  * replies. A client sending a longer request is disconnected, never left
  * without an answer (a shared-memory client is told the limit in force when
  * it connects, so only one connected before run() lowered it can). Destroys
- * nothing: the server may run again. */
+ * nothing: the server may run again. Fails as ipc_server_listen() does when
+ * it has to listen (-EADDRINUSE, -EUSERS...). */
 int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_message_size);
 
 /* Makes run() and wait_for_data() return promptly, now or when next
@@ -253,7 +261,9 @@ int ipc_server_fd(ipc_server *s);
 int ipc_server_try_wait_for_data(ipc_server *s);
 
 /* A file descriptor that polls readable when a reply may have arrived or the
- * server is gone; drain with ipc_client_try_recv() until -EAGAIN. */
+ * server is gone; drain with ipc_client_try_recv() until -EAGAIN. Shared
+ * memory: the first call starts a helper thread, -EUSERS when it cannot
+ * (see ipc_server_listen). */
 int ipc_client_fd(ipc_client *c);
 
 /* Like ipc_client_recv() without waiting: a length, or -EAGAIN. */
