@@ -58,18 +58,36 @@ static void block_stop_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* Serves until stopped; the server is destroyed on return. */
-static int run_until_signal(ipc_server *s, ipc_handler handler, size_t max_message)
+/* Listens and starts the thread that stops the server on a signal: 0 once
+ * both run, or -errno with neither (-EUSERS: a thread could not start, the
+ * library's or this one). */
+static int serve_start(ipc_server *s, pthread_t *stopper)
 {
-    pthread_t stopper;
-    if (pthread_create(&stopper, NULL, stop_on_signal, s) != 0) {
-        ipc_server_destroy(s);
-        return -EAGAIN;
+    int rc = ipc_server_listen(s);
+    if (rc < 0)
+        return rc;
+    rc = pthread_create(stopper, NULL, stop_on_signal, s);
+    if (rc != 0) {
+        ipc_server_close(s);
+        /* pthread_create's EAGAIN under the library's name for it (ipc.h). */
+        return rc == EAGAIN ? -EUSERS : -rc;
     }
+    return 0;
+}
+
+/* Serves until stopped, then ends the stopper. run() also returns without
+ * a signal (an error, a handler's IPC_SHUTDOWN): the stopper is woken by the
+ * signal it waits for, sent to it alone, never cancelled (a cancellation
+ * inside ipc_server_stop() unwinds through its write(2), and AddressSanitizer
+ * reports the unwinding as a stack-buffer-overflow). It may be inside
+ * ipc_server_stop() or done already: a stop after run() returned is
+ * harmless, and the server is destroyed only after the join. */
+static int serve_until_signal(ipc_server *s, pthread_t stopper, ipc_handler handler,
+                              size_t max_message)
+{
     int rc = ipc_server_run(s, handler, NULL, max_message);
-    pthread_cancel(stopper); /* sigwait() is a cancellation point */
+    pthread_kill(stopper, SIGTERM);
     pthread_join(stopper, NULL);
-    ipc_server_destroy(s);
     return rc;
 }
 
@@ -81,8 +99,18 @@ static ipc_action echo(void *ctx, int id, const void *req, size_t len, ipc_respo
     return IPC_CONTINUE;
 }
 
-static int serve_listen_error(const ipc__cli_cmd *cmd, const serve_plan *p, int rc)
+/* -EUSERS from the library or from serve_start(): no thread. */
+static int no_thread_error(const ipc__cli_cmd *cmd)
 {
+    return ipc__cli_error(cmd, IPC_EXIT_NO_THREAD,
+                          "cannot start a thread: the user's process/thread limit (ulimit -u) "
+                          "is reached, or memory for a thread stack is short");
+}
+
+static int serve_start_error(const ipc__cli_cmd *cmd, const serve_plan *p, int rc)
+{
+    if (rc == -EUSERS)
+        return no_thread_error(cmd);
     if (rc == -EADDRINUSE)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
                               "%s %s: address in use by a live server (ipc stat %s%s shows it)",
@@ -91,22 +119,26 @@ static int serve_listen_error(const ipc__cli_cmd *cmd, const serve_plan *p, int 
     return ipc__cli_error(cmd, IPC_EXIT_FAIL, "listen on %s: %s", p->ep.name, ipc_strerror(rc));
 }
 
+/* "serving" is printed once everything runs: the listener, the library's
+ * threads and the stopper. */
 static int serve_run(const ipc__cli_cmd *cmd, const serve_plan *p)
 {
     block_stop_signals();
     ipc_server *s = make_server(p);
     if (s == NULL) /* every argument was checked: only memory is left */
         return ipc__cli_error(cmd, IPC_EXIT_FAIL, "cannot create the server: out of memory");
-    int rc = ipc_server_listen(s);
+    pthread_t stopper;
+    int rc = serve_start(s, &stopper);
     if (rc < 0) {
         ipc_server_destroy(s);
-        return serve_listen_error(cmd, p, rc);
+        return serve_start_error(cmd, p, rc);
     }
     if (!p->quiet) {
         printf("serving %s %s (echo); Ctrl-C stops\n", p->ep.shm ? "shm" : "socket", p->ep.name);
         fflush(stdout);
     }
-    rc = run_until_signal(s, echo, p->opts.max_message_size);
+    rc = serve_until_signal(s, stopper, echo, p->opts.max_message_size);
+    ipc_server_destroy(s);
     return rc < 0 ? ipc__cli_error(cmd, IPC_EXIT_FAIL, "run: %s", ipc_strerror(rc))
                   : IPC_EXIT_OK;
 }
@@ -201,7 +233,10 @@ const ipc__cli_cmd ipc__cmd_serve = {
         "  --help               this text\n"
         "SIZE: digits with an optional unit B, K/KiB, M/MiB, G/GiB (powers of 1024).\n"
         "\n"
-        "Exit: 0 stopped by a signal, 1 cannot listen (address in use...), 2 bad usage.\n"
+        "Prints \"serving ...\" once it serves (unless --quiet).\n"
+        "\n"
+        "Exit: 0 stopped by a signal, 1 cannot listen (address in use...), 2 bad usage,\n"
+        "3 cannot start a thread (the user's process/thread limit, ulimit -u).\n"
         "\n"
         "example:\n"
         "  ipc serve --socket /tmp/echo.sock --max-message 64K\n",
@@ -572,7 +607,8 @@ const ipc__cli_cmd ipc__cmd_ping = {
 
 /* -------------------------------------------------------------------- demo */
 
-/* Forks an echo server; returns its pid once it listens, or -errno. */
+/* Forks an echo server; returns its pid once it serves, or -errno (the
+ * child's serve_start() error; -EUSERS also when no process can start). */
 static pid_t spawn_server(const serve_plan *sp)
 {
     int ready[2];
@@ -584,21 +620,26 @@ static pid_t spawn_server(const serve_plan *sp)
         close(ready[0]);
         block_stop_signals();
         ipc_server *s = make_server(sp);
-        if (s == NULL || ipc_server_listen(s) < 0)
-            _exit(1);
-        if (write(ready[1], "", 1) != 1)
+        pthread_t stopper;
+        int rc = s != NULL ? serve_start(s, &stopper) : -ENOMEM;
+        if (write(ready[1], &rc, sizeof(rc)) != (ssize_t)sizeof(rc) || rc < 0)
             _exit(1);
         close(ready[1]);
-        _exit(run_until_signal(s, echo, sp->opts.max_message_size) < 0);
+        rc = serve_until_signal(s, stopper, echo, sp->opts.max_message_size);
+        ipc_server_destroy(s);
+        _exit(rc < 0);
     }
+    int err = pid < 0 ? (errno == EAGAIN ? -EUSERS : -errno) : 0;
     close(ready[1]);
-    char b;
-    ssize_t n = pid > 0 ? read(ready[0], &b, 1) : -1;
+    int rc = -EIO;
+    if (pid > 0 && read(ready[0], &rc, sizeof(rc)) != (ssize_t)sizeof(rc))
+        rc = -EIO;
     close(ready[0]);
-    if (n != 1) {
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
-        return -EIO;
+    if (pid < 0)
+        return err;
+    if (rc < 0) {
+        waitpid(pid, NULL, 0);
+        return rc;
     }
     return pid;
 }
@@ -617,6 +658,8 @@ static int demo_transport(const ipc__cli_cmd *cmd, const ipc__cli_endpoint *ep)
     static const size_t sizes[] = {64, 4096, 65536};
     serve_plan sp = {.ep = *ep, .clients = 4, .opts = {.max_message_size = 1 << 20}};
     pid_t pid = spawn_server(&sp);
+    if (pid == -EUSERS)
+        return no_thread_error(cmd);
     if (pid < 0)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL, "%s server: %s", transport_name(ep),
                               ipc_strerror((int)pid));
@@ -682,7 +725,8 @@ const ipc__cli_cmd ipc__cmd_demo = {
             "\n"
             "  --help   this text\n"
             "\n"
-            "Exit: 0 done, 1 a server or a round trip failed, 2 bad usage.\n"
+            "Exit: 0 done, 1 a server or a round trip failed, 2 bad usage, 3 cannot\n"
+            "start a thread or process (the user's process/thread limit, ulimit -u).\n"
             "\n"
             "example:\n"
             "  bazel run //tools:ipc -- demo\n",
