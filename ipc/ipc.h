@@ -11,7 +11,8 @@
  *   - Factories return NULL only for invalid arguments or when out of memory;
  *     they never touch the file system or the network. Resources are acquired
  *     by ipc_client_connect() / ipc_server_listen().
- *   - timeout_ns == 0 waits without limit. Any other value bounds the wait on
+ *   - timeout_ns == 0 waits without limit (but a connect is always bounded:
+ *     ipc_client_connect_timeout). Any other value bounds the wait on
  *     CLOCK_MONOTONIC, across EINTR. A timed-out call leaves the stream in sync:
  *     a message is either delivered whole or not at all.
  *   - Messages are opaque byte strings of 0 .. IPC_MAX_MESSAGE_LIMIT bytes.
@@ -78,17 +79,25 @@ ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients);
  * number); 0 before that, and for socket clients. */
 size_t ipc_client_shm_capacity(const ipc_client *c);
 
-/* Connects. -ENOENT / -ECONNREFUSED when no server is there (also when a
- * shared-memory server dies during the handshake), -EISCONN when
- * already connected, -EPROTO when the server speaks another protocol version.
- * Connect takes no timeout and never waits for a full server: -EAGAIN at
- * once when a shared-memory server has no free slot or a socket server's
- * listen backlog is full (a stalled server); retry later. A shared-memory
- * server drains its backlog off its serving thread, so a full one there is
- * a burst (or another user hammering the name): that connect retries it
- * within its bound of 10 s in all, hello included (-ETIMEDOUT). A socket
- * file exists only while its server accepts, so a connect the moment it
- * appears succeeds. */
+/* The bound on a connect given no timeout: 10 s. */
+#define IPC_CONNECT_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
+
+/* Connects within timeout_ns, hello included: -ETIMEDOUT once it passes
+ * (a stopped or hung server). 0 takes IPC_CONNECT_TIMEOUT_NS: a connect is
+ * always bounded (UINT64_MAX is practically without limit).
+ * -ENOENT / -ECONNREFUSED when no server is there (also when a
+ * shared-memory server dies during the handshake), -EISCONN when already
+ * connected, -EPROTO when the server speaks another protocol version,
+ * -EINVAL when a shared-memory server serves another number of clients
+ * than asked for (ipc_client_create_shm).
+ * -EAGAIN at once when a shared-memory server has no free slot: retry later.
+ * A server whose listen backlog is full (a burst of connects, a stalled
+ * server, or another user hammering a shared-memory name) is retried until
+ * the timeout. A socket file exists only while its server accepts, so a
+ * connect the moment it appears succeeds. */
+int ipc_client_connect_timeout(ipc_client *c, uint64_t timeout_ns);
+
+/* ipc_client_connect_timeout(c, 0): bounded by IPC_CONNECT_TIMEOUT_NS. */
 int ipc_client_connect(ipc_client *c);
 
 /* Sends one message. -ETIMEDOUT when the timeout passed before the message
