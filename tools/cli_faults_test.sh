@@ -107,6 +107,93 @@ serve_exits_0_on_every_sigterm() {
   pass "${FUNCNAME[0]}"
 }
 
+# --- 3. a connect deadline --------------------------------------------------------
+# Holds the listen backlog of the socket at $1 full (a stalled server under
+# load) until killed; prints "full" once it is.
+fill_backlog() {
+  /usr/bin/python3 -c '
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held = []
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect(sys.argv[1])
+    except BlockingIOError:
+        break
+    held.append(s)
+print("full", flush=True)
+time.sleep(3600)
+' "$1" &
+}
+
+ping_timeout_covers_the_connect_to_a_stopped_server() {
+  for t in socket shm; do
+    serve_bg $(endpoint "$t" stopped)
+    wait_serving
+    kill -STOP "$serve_pid"
+    local filler=""
+    if [ "$t" = socket ]; then
+      fill_backlog "$dir/stopped.sock" >"$dir/fill" 2>&1
+      filler=$!; pids+=("$filler")
+      for _ in $(seq 1000); do grep -q full "$dir/fill" && break; sleep 0.01; done
+      grep -q full "$dir/fill" || fail "socket: the backlog never filled: $(cat "$dir/fill")"
+    fi
+    # timeout(1) is a hang guard, not a measurement.
+    set +e; timeout -s KILL 20 "$ipc" ping $(endpoint "$t" stopped) --timeout-ms 500 --count 1 \
+      >"$dir/out" 2>"$dir/err"; local s=$?; set -e
+    [ "$s" = 1 ] || fail "$t: ping of a stopped server exited $s, want 1"
+    grep -q "^ipc ping: connect to $t .*: no answer within 500 ms (--timeout-ms): the server is stopped" "$dir/err" ||
+      fail "$t: no timeout message"
+    [ -z "$filler" ] || { kill "$filler"; reap "$filler"; }
+    kill -CONT "$serve_pid"
+    "$ipc" ping $(endpoint "$t" stopped) --count 1 >/dev/null || fail "$t: no ping once it runs again"
+    kill -TERM "$serve_pid"; reap "$serve_pid"
+    [ "$status" = 0 ] || fail "$t: SIGTERM gave exit $status"
+  done
+  pass "${FUNCNAME[0]}"
+}
+
+# --- 4. what a reset means ---------------------------------------------------------
+# wait_client ARGS...: waits until `ipc stat ARGS` shows a connected client.
+wait_client() {
+  for _ in $(seq 1000); do
+    "$ipc" stat "$@" --json 2>/dev/null | grep -q '"clients": *1[,}]' && return
+    sleep 0.01
+  done
+  fail "no client ever connected to $*"
+}
+
+ping_reset_claims_max_message_only_when_the_server_counted_it() {
+  # Over the limit: the server drops the client and counts it as oversize.
+  serve_bg --socket "$dir/small.sock" --max-message 1K
+  wait_serving
+  set +e; "$ipc" ping --socket "$dir/small.sock" --size 2K --count 1 >"$dir/out" 2>"$dir/err"; local s=$?; set -e
+  [ "$s" = 1 ] || fail "oversize ping exited $s, want 1"
+  grep -q "^ipc ping: round trip 1: the server dropped this client: the request of 2048 bytes is over its --max-message" "$dir/err" ||
+    fail "oversize: no max-message cause"
+  kill -TERM "$serve_pid"; reap "$serve_pid"
+  # Killed mid-ping: the server is gone, and nothing is said of sizes.
+  for t in socket shm; do
+    serve_bg $(endpoint "$t" killed)
+    wait_serving
+    "$ipc" ping $(endpoint "$t" killed) --count 100000000 --timeout-ms 10000 >"$dir/ping.out" 2>"$dir/ping.err" &
+    local ping=$!; pids+=("$ping")
+    if [ "$t" = socket ]; then wait_client --socket "$dir/killed.sock"; else wait_client --shm "ipcfault-$uniq-killed"; fi
+    kill -KILL "$serve_pid"; reap "$serve_pid"
+    reap "$ping"
+    [ "$status" = 1 ] || fail "$t: ping of a killed server exited $status, want 1"
+    grep -q "^ipc ping: round trip [0-9]*: the server closed the connection (it stopped or crashed)$" "$dir/ping.err" ||
+      fail "$t: killed: $(cat "$dir/ping.err")"
+    ! grep -q "max-message" "$dir/ping.err" || fail "$t: killed: claims --max-message"
+  done
+  pass "${FUNCNAME[0]}"
+}
+
 serve_short_of_threads_names_the_cause_exits_3_and_never_says_serving
 serve_exits_0_on_every_sigterm
+ping_timeout_covers_the_connect_to_a_stopped_server
+ping_reset_claims_max_message_only_when_the_server_counted_it
 echo "$passed passed, 0 failed"
