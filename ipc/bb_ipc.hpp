@@ -91,10 +91,17 @@ class IpcClient {
     IpcClient(IpcClient &&) = delete;
     IpcClient &operator=(IpcClient &&) = delete;
 
-    // true once connected, also when it already was.
+    // true once connected, also when it already was. Bounded by
+    // IPC_CONNECT_TIMEOUT_NS (10 s): a stopped server gives false with
+    // last_error() == -ETIMEDOUT.
     virtual bool connect()
     {
         return impl_.connect() || impl_.last_error() == -EISCONN;
+    }
+    // Beyond the module: connect() within timeout_ns (0: 10 s, as connect()).
+    virtual bool connect(uint64_t timeout_ns)
+    {
+        return impl_.connect(timeout_ns) || impl_.last_error() == -EISCONN;
     }
     // timeout_ns == 0 waits without limit.
     virtual bool send(const void *data, size_t len, uint64_t timeout_ns)

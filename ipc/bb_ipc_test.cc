@@ -353,6 +353,23 @@ TEST(BbIpc, InvalidNamesFailAtConnectAndListenNotAtCreate)
     EXPECT_EQ(server->last_error(), -EINVAL);
 }
 
+// Beyond the module: connect(timeout_ns). A server that listens but never
+// serves sends no hello.
+TEST(BbIpc, ConnectWithATimeoutFailsWithTimedOutUntilTheServerServes)
+{
+    const std::string name = ipc_testing::UniqueName("bbto");
+    auto server = IpcServer::create_mpsc_shm(name, 2);
+    ASSERT_TRUE(server->listen());
+    auto client = IpcClient::create_mpsc_shm(name, 0);
+    EXPECT_FALSE(client->connect(200ULL * 1000 * 1000));
+    EXPECT_EQ(client->last_error(), -ETIMEDOUT);
+    std::thread serve([&] { server->run([](int, std::span<const uint8_t>) { return std::vector<uint8_t>(); }); });
+    EXPECT_TRUE(client->connect(5 * SECOND_NS));
+    EXPECT_TRUE(client->connect(5 * SECOND_NS)); // connected already: true, as connect()
+    server->request_shutdown();
+    serve.join();
+}
+
 TEST(BbIpc, ShutdownRequestedIsTheSameTypeAsIpcs)
 {
     static_assert(std::is_same_v<ShutdownRequested, ::ipc::ShutdownRequested>);

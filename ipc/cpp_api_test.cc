@@ -315,6 +315,28 @@ TEST(CppApiShm, AClientWithZeroMaxClientsTakesTheServersAndAWrongCountIsRefused)
     EXPECT_EQ(ec, std::errc::invalid_argument);
 }
 
+// A shared-memory server that listens but never serves sends no hello: a
+// connect waits for it only until its deadline.
+TEST(CppApiShm, ConnectWithATimeoutGivesTimedOutFromAServerThatNeverAnswers)
+{
+    constexpr uint64_t kDeadline = 200ull * 1000 * 1000;
+    std::string name = ipc_testing::UniqueName("cppto");
+    auto server = ipc::IpcServer::create_shm(name, 2);
+    ASSERT_TRUE(server->listen());
+    auto client = ipc::IpcClient::create_shm(name, 0);
+    EXPECT_FALSE(client->connect(kDeadline));
+    EXPECT_EQ(client->last_error(), -ETIMEDOUT);
+    std::error_code ec;
+    EXPECT_FALSE(client->connect(kDeadline, ec));
+    EXPECT_EQ(ec, std::errc::timed_out);
+    {
+        EchoThread serve(*server);  // now it answers
+        EXPECT_TRUE(client->connect(5 * kSecond, ec)) << ec.message();
+        EXPECT_FALSE(client->connect(kDeadline));
+        EXPECT_EQ(client->last_error(), -EISCONN);
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Transports, CppApiTest, ::testing::Values("socket", "shm"),
                          [](const auto &info) { return std::string(info.param); });
 

@@ -44,13 +44,14 @@ ipc_client *ipc__client_init(ipc_client *c)
     return c;
 }
 
-int ipc_client_connect(ipc_client *c)
+int ipc_client_connect_timeout(ipc_client *c, uint64_t timeout_ns)
 {
     if (c == NULL)
         return -EINVAL;
     if (c->connected)
         return -EISCONN;
-    int rc = c->ops->connect(c);
+    int rc = c->ops->connect(c, ipc__deadline(timeout_ns != 0 ? timeout_ns
+                                                              : IPC_CONNECT_TIMEOUT_NS));
     c->connected = rc == 0;
     if (rc < 0) {
         ipc__stat_error(c->stats, rc);
@@ -63,6 +64,11 @@ int ipc_client_connect(ipc_client *c)
     atomic_store_explicit(&c->sent_at, 0, memory_order_relaxed);
     c->loan.owner = -1;
     return 0;
+}
+
+int ipc_client_connect(ipc_client *c)
+{
+    return ipc_client_connect_timeout(c, 0);
 }
 
 /*
@@ -333,10 +339,19 @@ int ipc_server_listen(ipc_server *s)
         return -EINVAL;
     if (s->listening)
         return -EALREADY;
-    int rc = s->ops->listen(s);
-    s->listening = rc == 0;
-    if (rc == 0)
-        ipc__stats_publish(&s->stats, s->ops->name, s->name);
+    /* The stats page first: once a socket file is there its server accepts,
+     * so nothing may fail after the transport's listen (a server nobody can
+     * see is a failure too: -EUSERS when its thread cannot start). */
+    int rc = ipc__stats_publish(&s->stats, s->ops->name, s->name);
+    if (rc < 0)
+        return rc;
+    rc = s->ops->listen(s);
+    if (rc < 0)
+        goto failed_listen;
+    s->listening = true;
+    return 0;
+failed_listen:
+    ipc__stats_unpublish(&s->stats);
     return rc;
 }
 

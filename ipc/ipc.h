@@ -11,7 +11,8 @@
  *   - Factories return NULL only for invalid arguments or when out of memory;
  *     they never touch the file system or the network. Resources are acquired
  *     by ipc_client_connect() / ipc_server_listen().
- *   - timeout_ns == 0 waits without limit. Any other value bounds the wait on
+ *   - timeout_ns == 0 waits without limit (but a connect is always bounded:
+ *     ipc_client_connect_timeout). Any other value bounds the wait on
  *     CLOCK_MONOTONIC, across EINTR. A timed-out call leaves the stream in sync:
  *     a message is either delivered whole or not at all.
  *   - Messages are opaque byte strings of 0 .. IPC_MAX_MESSAGE_LIMIT bytes.
@@ -78,17 +79,25 @@ ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients);
  * number); 0 before that, and for socket clients. */
 size_t ipc_client_shm_capacity(const ipc_client *c);
 
-/* Connects. -ENOENT / -ECONNREFUSED when no server is there (also when a
- * shared-memory server dies during the handshake), -EISCONN when
- * already connected, -EPROTO when the server speaks another protocol version.
- * Connect takes no timeout and never waits for a full server: -EAGAIN at
- * once when a shared-memory server has no free slot or a socket server's
- * listen backlog is full (a stalled server); retry later. A shared-memory
- * server drains its backlog off its serving thread, so a full one there is
- * a burst (or another user hammering the name): that connect retries it
- * within its bound of 10 s in all, hello included (-ETIMEDOUT). A socket
- * file exists only while its server accepts, so a connect the moment it
- * appears succeeds. */
+/* The bound on a connect given no timeout: 10 s. */
+#define IPC_CONNECT_TIMEOUT_NS (10ull * 1000 * 1000 * 1000)
+
+/* Connects within timeout_ns, hello included: -ETIMEDOUT once it passes
+ * (a stopped or hung server). 0 takes IPC_CONNECT_TIMEOUT_NS: a connect is
+ * always bounded (UINT64_MAX is practically without limit).
+ * -ENOENT / -ECONNREFUSED when no server is there (also when a
+ * shared-memory server dies during the handshake), -EISCONN when already
+ * connected, -EPROTO when the server speaks another protocol version,
+ * -EINVAL when a shared-memory server serves another number of clients
+ * than asked for (ipc_client_create_shm).
+ * -EAGAIN at once when a shared-memory server has no free slot: retry later.
+ * A server whose listen backlog is full (a burst of connects, a stalled
+ * server, or another user hammering a shared-memory name) is retried until
+ * the timeout. A socket file exists only while its server accepts, so a
+ * connect the moment it appears succeeds. */
+int ipc_client_connect_timeout(ipc_client *c, uint64_t timeout_ns);
+
+/* ipc_client_connect_timeout(c, 0): bounded by IPC_CONNECT_TIMEOUT_NS. */
 int ipc_client_connect(ipc_client *c);
 
 /* Sends one message. -ETIMEDOUT when the timeout passed before the message
@@ -177,7 +186,14 @@ ipc_server *ipc_server_create_shm_ex(const char *base_name, size_t max_clients,
  * socket); -EEXIST when something that is not a socket is (at the path or
  * at the temporary name: neither is ever removed); -EACCES when a
  * socket there cannot be probed. On failure nothing is removed but the
- * temporary name it created. */
+ * temporary name it created.
+ * -EUSERS when a thread it needs cannot start: the stats publisher (every
+ * server; see ipc_stats_fetch) and, on shared memory, the connection
+ * watcher. The cause is the user's process/thread limit (RLIMIT_NPROC,
+ * `ulimit -u`; it counts threads), the system's thread limit, or no memory
+ * for a thread stack. A server never serves without its stats page: listen
+ * fails, and everything it set up is undone. (-EAGAIN, elsewhere "no free
+ * slot, retry", is never this.) */
 int ipc_server_listen(ipc_server *s);
 
 /* Waits until a whole message from some client is ready, accepting
@@ -232,7 +248,8 @@ typedef ipc_action (*ipc_handler)(void *ctx, int client_id, const void *request,
  * replies. A client sending a longer request is disconnected, never left
  * without an answer (a shared-memory client is told the limit in force when
  * it connects, so only one connected before run() lowered it can). Destroys
- * nothing: the server may run again. */
+ * nothing: the server may run again. Fails as ipc_server_listen() does when
+ * it has to listen (-EADDRINUSE, -EUSERS...). */
 int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_message_size);
 
 /* Makes run() and wait_for_data() return promptly, now or when next
@@ -253,7 +270,9 @@ int ipc_server_fd(ipc_server *s);
 int ipc_server_try_wait_for_data(ipc_server *s);
 
 /* A file descriptor that polls readable when a reply may have arrived or the
- * server is gone; drain with ipc_client_try_recv() until -EAGAIN. */
+ * server is gone; drain with ipc_client_try_recv() until -EAGAIN. Shared
+ * memory: the first call starts a helper thread, -EUSERS when it cannot
+ * (see ipc_server_listen). */
 int ipc_client_fd(ipc_client *c);
 
 /* Like ipc_client_recv() without waiting: a length, or -EAGAIN. */

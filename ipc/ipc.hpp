@@ -163,6 +163,12 @@ class IpcClient {
     }
 
     bool connect() { return err_.set(ipc_client_connect(c_)) >= 0; }
+    // Connects within timeout_ns (0: IPC_CONNECT_TIMEOUT_NS, 10 s, as
+    // connect()); false with last_error() == -ETIMEDOUT once it passes.
+    bool connect(uint64_t timeout_ns)
+    {
+        return err_.set(ipc_client_connect_timeout(c_, timeout_ns)) >= 0;
+    }
     bool send(const void *data, size_t len, uint64_t timeout_ns = 0)
     {
         return err_.set(ipc_client_send(c_, data, len, timeout_ns)) >= 0;
@@ -211,6 +217,10 @@ class IpcClient {
     bool connect(std::error_code &ec) noexcept
     {
         return detail::report(ipc_client_connect(c_), ec) >= 0;
+    }
+    bool connect(uint64_t timeout_ns, std::error_code &ec) noexcept
+    {
+        return detail::report(ipc_client_connect_timeout(c_, timeout_ns), ec) >= 0;
     }
     bool send(std::span<const uint8_t> msg, uint64_t timeout_ns, std::error_code &ec) noexcept
     {

@@ -66,7 +66,7 @@ static void *ipc__stats_serve(void *arg)
     }
 }
 
-void ipc__stats_publish(ipc__stats_pub *p, const char *transport, const char *name)
+int ipc__stats_publish(ipc__stats_pub *p, const char *transport, const char *name)
 {
     ipc__stats_block *b = p->block;
     char addr_name[108];
@@ -87,16 +87,23 @@ void ipc__stats_publish(ipc__stats_pub *p, const char *transport, const char *na
         snprintf(b->name, sizeof(b->name), "%s", name);
     }
     if (p->memfd < 0 || ipc__stats_addr(transport, name, addr_name, sizeof(addr_name)) < 0)
-        return;
+        return 0; /* counters on the heap: nothing to hand out */
     int fd = ipc__abstract_bind("", addr_name, 0, 16);
+    /* Anyone may bind a stats name first (docs/OPERATIONS.md): a squatter
+     * must not keep a server from serving. A live server of that name is
+     * found by the transport's own listen, which fails next. */
+    if (fd == -EADDRINUSE)
+        return 0;
     if (fd < 0)
-        return;
+        return fd;
     p->listen_fd = fd;
-    if (ipc__thread_start_nosig(&p->thread, ipc__stats_serve, p) < 0) {
+    int rc = ipc__thread_start_nosig(&p->thread, ipc__stats_serve, p);
+    if (rc < 0) {
         ipc__close_fd(&p->listen_fd);
-        return;
+        return rc;
     }
     p->thread_running = true;
+    return 0;
 }
 
 void ipc__stats_unpublish(ipc__stats_pub *p)

@@ -32,9 +32,12 @@ typedef struct ipc__stats_pub {
 
 /* Allocates zeroed counters (a memfd mapping, else the heap). 0 or -ENOMEM. */
 int ipc__stats_pub_init(ipc__stats_pub *p);
-/* Starts answering on "\0ipc-stats/<transport>/<id>". Best effort: the
- * counters work in process whatever happens here. */
-void ipc__stats_publish(ipc__stats_pub *p, const char *transport, const char *name);
+/* Starts answering on "\0ipc-stats/<transport>/<id>" (a thread of its
+ * own). 0, also when there is nothing to publish (the counters are on the
+ * heap) or another process holds the name (a squatter cannot keep a server
+ * from serving); -EUSERS when the thread cannot start (unix.h), or -errno
+ * when the socket cannot be made. On failure nothing is left. */
+int ipc__stats_publish(ipc__stats_pub *p, const char *transport, const char *name);
 void ipc__stats_unpublish(ipc__stats_pub *p);
 void ipc__stats_pub_free(ipc__stats_pub *p);
 

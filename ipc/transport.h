@@ -26,7 +26,10 @@
 
 typedef struct ipc_client_ops {
     const char *name;
-    int (*connect)(ipc_client *c);
+    /* Connects by the deadline (never IPC_FOREVER: ipc.c bounds every
+     * connect): -ETIMEDOUT once it passes, whatever was being waited for
+     * (a full listen backlog, a hello). */
+    int (*connect)(ipc_client *c, uint64_t deadline);
     int (*send)(ipc_client *c, const void *data, size_t len, uint64_t deadline);
     ssize_t (*recv)(ipc_client *c, void *buf, size_t max_len, uint64_t deadline);
     void (*close)(ipc_client *c);

@@ -223,7 +223,7 @@ json "$dir/out" "any(s.get('name') == '''$evil''' for s in d['servers'])"
 
 # An oversize request: the client is dropped, and counted as both.
 expect_exit 1 "$ipc" ping --socket "$dir/real/s.sock" --size 65537 --count 1
-err_has "closed the connection"
+err_has "the server dropped this client: the request of 65537 bytes is over its --max-message"
 expect_exit 0 "$ipc" stat --socket "$dir/real/s.sock" --json
 json "$dir/out" "d['oversize'] == 1 and d['drops'] == 1"
 

@@ -13,8 +13,10 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes of every command. */
-enum { IPC_EXIT_OK = 0, IPC_EXIT_FAIL = 1, IPC_EXIT_USAGE = 2 };
+/* Exit codes of every command. IPC_EXIT_NO_THREAD: a thread (or process)
+ * the command needs could not start (the library's -EUSERS: the user's
+ * process/thread limit, ulimit -u, or memory for a thread stack). */
+enum { IPC_EXIT_OK = 0, IPC_EXIT_FAIL = 1, IPC_EXIT_USAGE = 2, IPC_EXIT_NO_THREAD = 3 };
 
 /* Longest socket path: sizeof(sockaddr_un.sun_path) - 1. */
 #define IPC__CLI_PATH_MAX 107

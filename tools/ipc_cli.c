@@ -3,7 +3,8 @@
  * server, the live servers on this machine and their counters, cleanup of
  * what dead servers left, and the benchmark (a binary of its own).
  *
- * Exit codes of every command: 0 success, 1 failure at run time, 2 bad usage.
+ * Exit codes of every command: 0 success, 1 failure at run time, 2 bad usage,
+ * 3 a thread or process could not start (the user's limit, ulimit -u).
  */
 #include <errno.h>
 #include <limits.h>
@@ -52,7 +53,8 @@ static int usage(FILE *out, int code)
     for (size_t i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-7s %s\n", commands[i]->name, commands[i]->summary);
     fprintf(out, "  %-7s %s\n", "help", "this text, or `ipc help COMMAND`");
-    fprintf(out, "\nexit codes: 0 success, 1 failure at run time, 2 bad usage\n"
+    fprintf(out, "\nexit codes: 0 success, 1 failure at run time, 2 bad usage, 3 cannot start a\n"
+                 "thread or process (the user's process/thread limit, ulimit -u)\n"
                  "paths: relative to the directory you typed the command in (also under\n"
                  "`bazel run`); ./, // and symlinked directories all name the same server\n");
     return code;

@@ -58,18 +58,36 @@ static void block_stop_signals(void)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* Serves until stopped; the server is destroyed on return. */
-static int run_until_signal(ipc_server *s, ipc_handler handler, size_t max_message)
+/* Listens and starts the thread that stops the server on a signal: 0 once
+ * both run, or -errno with neither (-EUSERS: a thread could not start, the
+ * library's or this one). */
+static int serve_start(ipc_server *s, pthread_t *stopper)
 {
-    pthread_t stopper;
-    if (pthread_create(&stopper, NULL, stop_on_signal, s) != 0) {
-        ipc_server_destroy(s);
-        return -EAGAIN;
+    int rc = ipc_server_listen(s);
+    if (rc < 0)
+        return rc;
+    rc = pthread_create(stopper, NULL, stop_on_signal, s);
+    if (rc != 0) {
+        ipc_server_close(s);
+        /* pthread_create's EAGAIN under the library's name for it (ipc.h). */
+        return rc == EAGAIN ? -EUSERS : -rc;
     }
+    return 0;
+}
+
+/* Serves until stopped, then ends the stopper. run() also returns without
+ * a signal (an error, a handler's IPC_SHUTDOWN): the stopper is woken by the
+ * signal it waits for, sent to it alone, never cancelled (a cancellation
+ * inside ipc_server_stop() unwinds through its write(2), and AddressSanitizer
+ * reports the unwinding as a stack-buffer-overflow). It may be inside
+ * ipc_server_stop() or done already: a stop after run() returned is
+ * harmless, and the server is destroyed only after the join. */
+static int serve_until_signal(ipc_server *s, pthread_t stopper, ipc_handler handler,
+                              size_t max_message)
+{
     int rc = ipc_server_run(s, handler, NULL, max_message);
-    pthread_cancel(stopper); /* sigwait() is a cancellation point */
+    pthread_kill(stopper, SIGTERM);
     pthread_join(stopper, NULL);
-    ipc_server_destroy(s);
     return rc;
 }
 
@@ -81,8 +99,18 @@ static ipc_action echo(void *ctx, int id, const void *req, size_t len, ipc_respo
     return IPC_CONTINUE;
 }
 
-static int serve_listen_error(const ipc__cli_cmd *cmd, const serve_plan *p, int rc)
+/* -EUSERS from the library or from serve_start(): no thread. */
+static int no_thread_error(const ipc__cli_cmd *cmd)
 {
+    return ipc__cli_error(cmd, IPC_EXIT_NO_THREAD,
+                          "cannot start a thread: the user's process/thread limit (ulimit -u) "
+                          "is reached, or memory for a thread stack is short");
+}
+
+static int serve_start_error(const ipc__cli_cmd *cmd, const serve_plan *p, int rc)
+{
+    if (rc == -EUSERS)
+        return no_thread_error(cmd);
     if (rc == -EADDRINUSE)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
                               "%s %s: address in use by a live server (ipc stat %s%s shows it)",
@@ -91,22 +119,26 @@ static int serve_listen_error(const ipc__cli_cmd *cmd, const serve_plan *p, int 
     return ipc__cli_error(cmd, IPC_EXIT_FAIL, "listen on %s: %s", p->ep.name, ipc_strerror(rc));
 }
 
+/* "serving" is printed once everything runs: the listener, the library's
+ * threads and the stopper. */
 static int serve_run(const ipc__cli_cmd *cmd, const serve_plan *p)
 {
     block_stop_signals();
     ipc_server *s = make_server(p);
     if (s == NULL) /* every argument was checked: only memory is left */
         return ipc__cli_error(cmd, IPC_EXIT_FAIL, "cannot create the server: out of memory");
-    int rc = ipc_server_listen(s);
+    pthread_t stopper;
+    int rc = serve_start(s, &stopper);
     if (rc < 0) {
         ipc_server_destroy(s);
-        return serve_listen_error(cmd, p, rc);
+        return serve_start_error(cmd, p, rc);
     }
     if (!p->quiet) {
         printf("serving %s %s (echo); Ctrl-C stops\n", p->ep.shm ? "shm" : "socket", p->ep.name);
         fflush(stdout);
     }
-    rc = run_until_signal(s, echo, p->opts.max_message_size);
+    rc = serve_until_signal(s, stopper, echo, p->opts.max_message_size);
+    ipc_server_destroy(s);
     return rc < 0 ? ipc__cli_error(cmd, IPC_EXIT_FAIL, "run: %s", ipc_strerror(rc))
                   : IPC_EXIT_OK;
 }
@@ -201,7 +233,10 @@ const ipc__cli_cmd ipc__cmd_serve = {
         "  --help               this text\n"
         "SIZE: digits with an optional unit B, K/KiB, M/MiB, G/GiB (powers of 1024).\n"
         "\n"
-        "Exit: 0 stopped by a signal, 1 cannot listen (address in use...), 2 bad usage.\n"
+        "Prints \"serving ...\" once it serves (unless --quiet).\n"
+        "\n"
+        "Exit: 0 stopped by a signal, 1 cannot listen (address in use...), 2 bad usage,\n"
+        "3 cannot start a thread (the user's process/thread limit, ulimit -u).\n"
         "\n"
         "example:\n"
         "  ipc serve --socket /tmp/echo.sock --max-message 64K\n",
@@ -232,7 +267,17 @@ typedef struct ping_result {
     uint64_t failed_at;
     size_t got_len, differs_at;
     size_t served; /* shm: the server's capacity, once a connect reached it */
+    int reset;     /* after -ECONNRESET/-EPIPE: what is known of why (RESET_*) */
 } ping_result;
+
+/* Why the server closed a ping's connection, as far as its stats page tells
+ * (read before the connect and after the reset). */
+enum {
+    RESET_UNKNOWN,  /* no stats page before: not one of ours, or not readable */
+    RESET_GONE,     /* its page is gone: the server stopped or crashed */
+    RESET_DROPPED,  /* it still runs: it dropped this client */
+    RESET_OVERSIZE, /* ... and counted an oversize request meanwhile */
+};
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -254,17 +299,21 @@ static ipc_client *make_client(const ping_plan *p)
     return ipc_client_create_shm(p->ep.name, p->clients);
 }
 
-/* Retries while nothing listens yet (a server just started): 1 s. */
-static int connect_retry(ipc_client *c)
+/* Connects within timeout_ns (0: without limit, as --timeout-ms 0 says),
+ * retrying for up to 1 s of it while nothing listens yet (a server just
+ * started). */
+static int connect_retry(ipc_client *c, uint64_t timeout_ns)
 {
-    int rc;
-    for (int i = 0; i < 500; i++) {
-        rc = ipc_client_connect(c);
-        if (rc != -ENOENT && rc != -ECONNREFUSED)
+    uint64_t limit = timeout_ns != 0 ? timeout_ns : UINT64_MAX;
+    uint64_t start = ipc__cli_now_ns();
+    for (int i = 0;; i++) {
+        uint64_t spent = ipc__cli_now_ns() - start;
+        int rc = ipc_client_connect_timeout(c, spent < limit ? limit - spent : 1);
+        if ((rc != -ENOENT && rc != -ECONNREFUSED) || i == 499 ||
+            ipc__cli_now_ns() - start >= limit)
             return rc;
         usleep(2000);
     }
-    return rc;
 }
 
 /* 0 when the reply is what the plan expects, else -EBADMSG with where. */
@@ -312,6 +361,39 @@ static void ping_summarize(uint64_t *lat, uint64_t count, ping_result *r)
     r->max_ns = lat[count - 1];
 }
 
+static const char *transport_name(const ipc__cli_endpoint *ep)
+{
+    return ep->shm ? "shm" : "socket";
+}
+
+/* The server's oversize counter, from its stats page: 0 with *oversize and
+ * *pid, or -errno (no page: not one of ours, or gone). */
+static int server_oversize(const ping_plan *p, uint64_t *oversize, int32_t *pid)
+{
+    ipc_stats st;
+    ipc_server_info info;
+    int rc = ipc_stats_fetch(transport_name(&p->ep), p->ep.name, &st, &info);
+    if (rc == 0) {
+        *oversize = st.oversize;
+        *pid = info.pid;
+    }
+    return rc;
+}
+
+/* After a reset: what the server's page says now, against before. */
+static int reset_cause(const ping_plan *p, int before_rc, uint64_t before, int32_t before_pid)
+{
+    uint64_t after;
+    int32_t pid;
+    if (before_rc < 0)
+        return RESET_UNKNOWN;
+    /* A server killed has closed its stats listener when we see the reset
+     * (its last thread is gone): the page is read only from a live one. */
+    if (server_oversize(p, &after, &pid) < 0 || pid != before_pid)
+        return RESET_GONE;
+    return after > before ? RESET_OVERSIZE : RESET_DROPPED;
+}
+
 /* Connects, warms up, then times count round trips. 0 or -errno; on a
  * failed round trip r->failed_at says which. */
 static int ping_run(const ping_plan *p, ping_result *r)
@@ -321,14 +403,20 @@ static int ping_run(const ping_plan *p, ping_result *r)
     uint64_t timeout_ns = p->timeout_ms * 1000000ull;
     ipc_client *c = make_client(p);
     uint64_t *lat = malloc(p->count * sizeof(*lat));
+    uint64_t oversize = 0;
+    int32_t pid = 0;
     if (c == NULL || lat == NULL)
         goto out;
-    if ((rc = connect_retry(c)) < 0)
+    if ((rc = connect_retry(c, timeout_ns)) < 0)
         goto out;
+    /* After the connect: a server that was just starting has its page. */
+    int page_rc = server_oversize(p, &oversize, &pid);
     for (uint64_t i = 0; i < r->warmup + p->count; i++) {
         uint64_t t0 = ipc__cli_now_ns();
         if ((rc = ping_round(c, p, timeout_ns, r)) < 0) {
             r->failed_at = i + 1;
+            if (rc == -ECONNRESET || rc == -EPIPE)
+                r->reset = reset_cause(p, page_rc, oversize, pid);
             goto out;
         }
         if (i >= r->warmup)
@@ -341,11 +429,6 @@ out:
     ipc_client_destroy(c);
     free(lat);
     return rc;
-}
-
-static const char *transport_name(const ipc__cli_endpoint *ep)
-{
-    return ep->shm ? "shm" : "socket";
 }
 
 /* The cause of a failed ping, and what to do about it. */
@@ -365,6 +448,11 @@ static int ping_error(const ipc__cli_cmd *cmd, const ping_plan *p, const ping_re
     if (r->failed_at == 0 && rc == -EAGAIN)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
                               "shm %s has no free client slot: all are taken", n);
+    if (r->failed_at == 0 && rc == -ETIMEDOUT)
+        return ipc__cli_error(cmd, IPC_EXIT_FAIL,
+                              "connect to %s %s: no answer within %" PRIu64
+                              " ms (--timeout-ms): the server is stopped, hung or overloaded",
+                              t, n, p->timeout_ms);
     if (r->failed_at == 0)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL, "connect to %s %s: %s", t, n, ipc_strerror(rc));
     if (rc == -EBADMSG)
@@ -379,10 +467,26 @@ static int ping_error(const ipc__cli_cmd *cmd, const ping_plan *p, const ping_re
                               "round trip %" PRIu64 ": no reply within %" PRIu64
                               " ms (--timeout-ms; 0 waits forever)",
                               r->failed_at, p->timeout_ms);
+    if ((rc == -ECONNRESET || rc == -EPIPE) && r->reset == RESET_OVERSIZE)
+        return ipc__cli_error(cmd, IPC_EXIT_FAIL,
+                              "round trip %" PRIu64 ": the server dropped this client: the "
+                              "request of %zu bytes is over its --max-message (it counted it "
+                              "as oversize)",
+                              r->failed_at, p->payload_len);
+    if ((rc == -ECONNRESET || rc == -EPIPE) && r->reset == RESET_DROPPED)
+        return ipc__cli_error(cmd, IPC_EXIT_FAIL,
+                              "round trip %" PRIu64 ": the server closed the connection but "
+                              "still runs: it dropped this client (ipc stat %s%s shows its drops)",
+                              r->failed_at, p->ep.shm ? "--shm " : "", n);
+    if ((rc == -ECONNRESET || rc == -EPIPE) && r->reset == RESET_GONE)
+        return ipc__cli_error(cmd, IPC_EXIT_FAIL,
+                              "round trip %" PRIu64 ": the server closed the connection (it "
+                              "stopped or crashed)",
+                              r->failed_at);
     if (rc == -ECONNRESET || rc == -EPIPE)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
                               "round trip %" PRIu64 ": the server closed the connection (it "
-                              "drops a client whose request is over its --max-message)",
+                              "stopped, crashed, or dropped this client)",
                               r->failed_at);
     if (rc == -EMSGSIZE)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
@@ -557,13 +661,18 @@ const ipc__cli_cmd ipc__cmd_ping = {
         "  --expect DATA       the reply every request must get (same forms); default:\n"
         "                      the request itself (an echo server)\n"
         "  --no-check          accept any reply\n"
-        "  --timeout-ms MS     per send and per reply (default 5000; 0 waits forever)\n"
+        "  --timeout-ms MS     for the connect, and per send and per reply (default\n"
+        "                      5000; 0 waits forever)\n"
         "  --json              one JSON object instead of the table (docs/OPERATIONS.md)\n"
         "  --help              this text\n"
         "SIZE: digits with an optional unit B, K/KiB, M/MiB, G/GiB (powers of 1024).\n"
         "\n"
-        "Exit: 0 every reply as expected, 1 no server / wrong reply / timeout,\n"
-        "2 bad usage.\n"
+        "A connection the server closes is explained from its stats page: a request\n"
+        "over its --max-message, a client it dropped, or a server that stopped or\n"
+        "crashed; nothing is claimed that the page does not show.\n"
+        "\n"
+        "Exit: 0 every reply as expected, 1 no server / wrong reply / timeout\n"
+        "(connect included) / connection closed, 2 bad usage.\n"
         "\n"
         "example:\n"
         "  ipc ping --socket /tmp/echo.sock --count 1000 --payload hello --json\n",
@@ -572,7 +681,8 @@ const ipc__cli_cmd ipc__cmd_ping = {
 
 /* -------------------------------------------------------------------- demo */
 
-/* Forks an echo server; returns its pid once it listens, or -errno. */
+/* Forks an echo server; returns its pid once it serves, or -errno (the
+ * child's serve_start() error; -EUSERS also when no process can start). */
 static pid_t spawn_server(const serve_plan *sp)
 {
     int ready[2];
@@ -584,21 +694,26 @@ static pid_t spawn_server(const serve_plan *sp)
         close(ready[0]);
         block_stop_signals();
         ipc_server *s = make_server(sp);
-        if (s == NULL || ipc_server_listen(s) < 0)
-            _exit(1);
-        if (write(ready[1], "", 1) != 1)
+        pthread_t stopper;
+        int rc = s != NULL ? serve_start(s, &stopper) : -ENOMEM;
+        if (write(ready[1], &rc, sizeof(rc)) != (ssize_t)sizeof(rc) || rc < 0)
             _exit(1);
         close(ready[1]);
-        _exit(run_until_signal(s, echo, sp->opts.max_message_size) < 0);
+        rc = serve_until_signal(s, stopper, echo, sp->opts.max_message_size);
+        ipc_server_destroy(s);
+        _exit(rc < 0);
     }
+    int err = pid < 0 ? (errno == EAGAIN ? -EUSERS : -errno) : 0;
     close(ready[1]);
-    char b;
-    ssize_t n = pid > 0 ? read(ready[0], &b, 1) : -1;
+    int rc = -EIO;
+    if (pid > 0 && read(ready[0], &rc, sizeof(rc)) != (ssize_t)sizeof(rc))
+        rc = -EIO;
     close(ready[0]);
-    if (n != 1) {
-        if (pid > 0)
-            waitpid(pid, NULL, 0);
-        return -EIO;
+    if (pid < 0)
+        return err;
+    if (rc < 0) {
+        waitpid(pid, NULL, 0);
+        return rc;
     }
     return pid;
 }
@@ -617,6 +732,8 @@ static int demo_transport(const ipc__cli_cmd *cmd, const ipc__cli_endpoint *ep)
     static const size_t sizes[] = {64, 4096, 65536};
     serve_plan sp = {.ep = *ep, .clients = 4, .opts = {.max_message_size = 1 << 20}};
     pid_t pid = spawn_server(&sp);
+    if (pid == -EUSERS)
+        return no_thread_error(cmd);
     if (pid < 0)
         return ipc__cli_error(cmd, IPC_EXIT_FAIL, "%s server: %s", transport_name(ep),
                               ipc_strerror((int)pid));
@@ -682,7 +799,8 @@ const ipc__cli_cmd ipc__cmd_demo = {
             "\n"
             "  --help   this text\n"
             "\n"
-            "Exit: 0 done, 1 a server or a round trip failed, 2 bad usage.\n"
+            "Exit: 0 done, 1 a server or a round trip failed, 2 bad usage, 3 cannot\n"
+            "start a thread or process (the user's process/thread limit, ulimit -u).\n"
             "\n"
             "example:\n"
             "  bazel run //tools:ipc -- demo\n",

@@ -22,9 +22,6 @@
 #include "ipc/shm/shm_transport.h"
 #include "ipc/unix/unix.h"
 
-/* How long connect() may take in all: a full backlog retried, then the
- * server's hello. */
-#define IPC__SHM_CONNECT_NS (10ull * 1000 * 1000 * 1000)
 /* A client waiting for the server checks its socket this often, so a dead
  * server is noticed within this bound even with no timeout. */
 #define IPC__SHM_CLIENT_SLICE_NS (50ull * 1000 * 1000)
@@ -60,22 +57,26 @@ static void ipc__cli_unmap(ipc__shm_client *c)
     ipc__shm_segment_unmap(&c->seg);
 }
 
-/* Dials, retrying a full backlog until the deadline: the fd or -errno. */
+/* Dials, retrying a full backlog until the deadline: the fd, -ETIMEDOUT,
+ * or -errno. */
 static int ipc__cli_dial(ipc__shm_client *c, uint64_t deadline)
 {
     for (;;) {
         int rc = ipc__shm_dial(c->name);
-        if (rc != -EAGAIN || ipc__now_ns() >= deadline)
+        if (rc != -EAGAIN)
             return rc;
-        struct timespec pause = {0, (long)IPC__SHM_BUSY_PAUSE_NS};
+        uint64_t now = ipc__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        struct timespec pause = {0, (long)ipc__min_u64(deadline - now, IPC__SHM_BUSY_PAUSE_NS)};
         nanosleep(&pause, NULL);
     }
 }
 
-static int ipc__shm_client_connect(ipc_client *base)
+/* The deadline covers it all: a full backlog retried, then the hello. */
+static int ipc__shm_client_connect(ipc_client *base, uint64_t deadline)
 {
     ipc__shm_client *c = ipc__cli(base);
-    uint64_t deadline = ipc__now_ns() + IPC__SHM_CONNECT_NS;
     int rc = ipc__cli_dial(c, deadline);
     if (rc < 0)
         return rc;

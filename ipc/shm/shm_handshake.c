@@ -64,7 +64,9 @@ int ipc__shm_hello_send(int fd, uint32_t status, uint32_t id, const int fds[IPC_
 static int ipc__shm_hello_wait(int fd, uint64_t timeout_ns)
 {
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    uint64_t deadline = ipc__now_ns() + timeout_ns;
+    uint64_t now = ipc__now_ns();
+    /* Saturating: a connect's timeout may be "practically without limit". */
+    uint64_t deadline = timeout_ns >= IPC_FOREVER - now ? IPC_FOREVER - 1 : now + timeout_ns;
     for (;;) {
         if (ipc__now_ns() >= deadline)
             return -ETIMEDOUT;

@@ -57,28 +57,48 @@ static ipc__socket_client *ipc__sc(ipc_client *c)
     return (ipc__socket_client *)c;
 }
 
-/* Connects without waiting: a server whose listen backlog is full gives
- * -EAGAIN at once (as a full shared-memory server does), so a connect never
- * blocks on a stalled server. The socket is blocking afterwards: the calls
- * that take a timeout bound their own waits. */
-static int ipc__socket_client_connect(ipc_client *base)
+/* How often a connect retries a server whose listen backlog is full. */
+#define IPC__SOCKET_BUSY_PAUSE_NS (1000ull * 1000)
+
+/* One non-blocking connect: the fd, -EAGAIN when the server's listen
+ * backlog is full (AF_UNIX says EAGAIN, never EINPROGRESS: a blocking
+ * connect would wait in the kernel without our deadline), or -errno. */
+static int ipc__sc_dial(const ipc__socket_client *c)
 {
-    ipc__socket_client *c = ipc__sc(base);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -errno;
     int rc;
-    while ((rc = connect(fd, (struct sockaddr *)&c->addr, sizeof(c->addr))) < 0 && errno == EINTR) {
+    while ((rc = connect(fd, (const struct sockaddr *)&c->addr, sizeof(c->addr))) < 0 &&
+           errno == EINTR) {
     }
     if (rc < 0) {
-        /* AF_UNIX reports a full backlog as EAGAIN, never EINPROGRESS. */
         rc = errno == EINPROGRESS || errno == EWOULDBLOCK ? -EAGAIN : -errno;
         close(fd);
         return rc;
     }
+    return fd;
+}
+
+/* Dials until the deadline, retrying a full backlog (a burst, or a stalled
+ * server): the fd, -ETIMEDOUT, or the dial's error. The socket is blocking
+ * afterwards: the calls that take a timeout bound their own waits. */
+static int ipc__socket_client_connect(ipc_client *base, uint64_t deadline)
+{
+    ipc__socket_client *c = ipc__sc(base);
+    int fd;
+    while ((fd = ipc__sc_dial(c)) == -EAGAIN) {
+        uint64_t now = ipc__now_ns();
+        if (now >= deadline)
+            return -ETIMEDOUT;
+        uint64_t pause = ipc__min_u64(deadline - now, IPC__SOCKET_BUSY_PAUSE_NS);
+        nanosleep(&(struct timespec){.tv_nsec = (long)pause}, NULL);
+    }
+    if (fd < 0)
+        return fd;
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
-        rc = -errno;
+        int rc = -errno;
         close(fd);
         return rc;
     }

@@ -2,11 +2,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -193,6 +196,49 @@ uint64_t NowNs()
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+static void *DoNothing(void *)
+{
+    return nullptr;
+}
+
+bool ForbidThreads()
+{
+    constexpr uid_t kNobody = 65534;
+    if (geteuid() == 0 && (setgroups(0, nullptr) != 0 ||
+                           setresgid(kNobody, kNobody, kNobody) != 0 ||
+                           setresuid(kNobody, kNobody, kNobody) != 0)) {
+        fprintf(stderr, "cannot become uid 65534: %s\n", strerror(errno));
+        return false;
+    }
+    // This process already counts for its user: a limit of 1 leaves no
+    // room, however many other processes the user has.
+    rlimit lim;
+    if (getrlimit(RLIMIT_NPROC, &lim) != 0)
+        return false;
+    lim.rlim_cur = 1;
+    if (setrlimit(RLIMIT_NPROC, &lim) != 0) {
+        fprintf(stderr, "setrlimit(RLIMIT_NPROC): %s\n", strerror(errno));
+        return false;
+    }
+    pthread_t t;
+    int rc = pthread_create(&t, nullptr, DoNothing, nullptr);
+    if (rc == 0) {
+        pthread_join(t, nullptr);
+        fprintf(stderr, "RLIMIT_NPROC does not bind uid %u\n", static_cast<unsigned>(geteuid()));
+        return false;
+    }
+    return rc == EAGAIN;
+}
+
+bool AllowThreads()
+{
+    rlimit lim;
+    if (getrlimit(RLIMIT_NPROC, &lim) != 0)
+        return false;
+    lim.rlim_cur = lim.rlim_max;
+    return setrlimit(RLIMIT_NPROC, &lim) == 0;
 }
 
 void *SharedAlloc(size_t n)

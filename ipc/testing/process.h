@@ -104,6 +104,16 @@ class HeldChild {
     bool ok_ = false;
 };
 
+// For a child process that tests running out of threads: from now on this
+// process starts no thread and no process (pthread_create() and fork() fail
+// with EAGAIN), as for a user at RLIMIT_NPROC (`ulimit -u`). As root, whom
+// the limit does not bind, it first becomes uid/gid 65534 (a test doing so
+// needs tags = ["no-sandbox"]: the sandbox maps uid 0 only). Only the soft
+// limit is lowered: AllowThreads() lifts it again. false, with the reason on
+// stderr, when it cannot: the test then skips.
+bool ForbidThreads();
+bool AllowThreads();
+
 // Loop counts: n by default, smaller under the slow sanitizers (TSAN 0.1,
 // ASAN 0.25, UBSAN 0.5); the environment's IPC_TEST_SCALE multiplies on top.
 // Never 0.

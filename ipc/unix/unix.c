@@ -90,7 +90,10 @@ int ipc__thread_start_nosig(pthread_t *t, void *(*fn)(void *), void *arg)
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int rc = -pthread_create(t, NULL, fn, arg);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    return rc;
+    /* pthread_create's EAGAIN is "no thread for you" (RLIMIT_NPROC, the
+     * system's thread limit, or no memory for a stack), which elsewhere in
+     * the API means "no free slot, retry": give it a name of its own. */
+    return rc == -EAGAIN ? -EUSERS : rc;
 }
 
 /* ------------------------------------------------- abstract sockets */

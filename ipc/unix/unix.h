@@ -53,7 +53,10 @@ void ipc__eventfd_signal(int fd);
 void ipc__eventfd_drain(int fd);
 
 /* Starts a thread that takes no signals: they belong to the application's
- * threads. 0 or -errno. */
+ * threads. 0, -EUSERS when the system refuses a thread (pthread_create's
+ * EAGAIN: the user's process/thread limit RLIMIT_NPROC, the system's thread
+ * limit, or no memory for a thread stack), or another -errno. Every thread
+ * of the library starts here. */
 int ipc__thread_start_nosig(pthread_t *t, void *(*fn)(void *), void *arg);
 
 /* ------------------------------------------------- abstract sockets */

@@ -1,5 +1,5 @@
 // Tests for the Unix chores: abstract names, fd passing, the credential
-// rule, sealed memfds and the path identity.
+// rule, sealed memfds, the path identity and thread starts.
 #include <errno.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 
+#include "ipc/testing/process.h"
 #include "ipc/unix/unix.h"
 
 namespace {
@@ -187,6 +188,42 @@ TEST(UnixClock, MonotonicClockNeverGoesBack)
     uint64_t b = ipc__now_ns();
     EXPECT_LE(a, b);
     EXPECT_LT(a, IPC_FOREVER);
+}
+
+// ------------------------------------------------------------ threads
+
+void *ReturnAtOnce(void *)
+{
+    return nullptr;
+}
+
+// pthread_create's EAGAIN ("no thread for this user") must not read as the
+// API's -EAGAIN ("no free slot, retry").
+TEST(UnixThread, AThreadTheSystemRefusesIsEusers)
+{
+    constexpr int kSkip = 77;
+    int *got = static_cast<int *>(ipc_testing::SharedAlloc(sizeof(int)));
+    pid_t kid = ipc_testing::Fork([got]() {
+        if (!ipc_testing::ForbidThreads())
+            return kSkip;
+        pthread_t t;
+        *got = ipc__thread_start_nosig(&t, ReturnAtOnce, nullptr);
+        if (*got == 0)
+            pthread_join(t, nullptr);
+        return 0;
+    });
+    int code = ipc_testing::WaitChild(kid, 10000);
+    if (code == kSkip)
+        GTEST_SKIP() << "cannot limit this process's threads (needs root or RLIMIT_NPROC)";
+    ASSERT_EQ(code, 0);
+    EXPECT_EQ(*got, -EUSERS);
+}
+
+TEST(UnixThread, AThreadThatStartsIsZero)
+{
+    pthread_t t;
+    ASSERT_EQ(ipc__thread_start_nosig(&t, ReturnAtOnce, nullptr), 0);
+    EXPECT_EQ(pthread_join(t, nullptr), 0);
 }
 
 }  // namespace
