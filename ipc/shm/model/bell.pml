@@ -31,10 +31,11 @@
  *   ipc/shm/wait.c        ipc__wait_until, ipc__sleep, ipc__wait_notify,
  *                         ipc__wait_notify_pair (as in spsc_wait.pml)
  *
- * The wake object of a client is level-triggered and only the server
- * empties it: the pipe that replaces the eventfd on main (the client holds
- * the write end only), a flag here. The server's own (stop, watcher) is
- * another flag.
+ * The wake object of a client is its eventfd's edge on the server's epoll
+ * ready list (EPOLLET, never read by the server): a write sets it, only an
+ * epoll_wait that reports it clears it, and nothing the client does to
+ * the fd can take it back. A flag here. The server's own (stop, watcher)
+ * is another flag.
  *
  * Abstracted away: rings count whole messages (QCAP requests, RCAP
  * replies; records, wrap and validation are spsc_wait.pml's), and each
@@ -48,7 +49,7 @@
  * the event-loop mode (ipc__bell_hold), zero-copy peeks (the run loop
  * releases before it returns), payload contents; a hostile client (out of
  * scope: it can only wake the server needlessly, since it cannot write
- * the page nor drain its pipe).
+ * the page nor take back an edge once queued).
  * ipc_server_stop's store of stop_requested goes straight to memory: its
  * only later action is the write(2) of the wake, which drains the buffer
  * anyway, so a buffered store shows nothing more.
@@ -125,7 +126,7 @@
 #include "machine.pml"
 
 /* Kernel objects: level-triggered, readable until the server reads them. */
-bool wake_pipe[NCLI];
+bool wake_edge[NCLI];
 bool wake_self;
 
 bool server_done; /* ipc_server_run returned and ipc_server_close ran */
@@ -347,17 +348,17 @@ proctype Server()
                     /* B3: epoll_wait returns the readable wake objects;
                      * ipc__bell_consume then reads each of them. */
 end_idle:           atomic {
-                        wake_pipe[0] || wake_pipe[1] || wake_self ->
-                        fired0 = wake_pipe[0];
-                        fired1 = wake_pipe[1];
+                        wake_edge[0] || wake_edge[1] || wake_self ->
+                        fired0 = wake_edge[0];
+                        fired1 = wake_edge[1];
                         fired_self = wake_self
                     };
                     if
-                    :: fired0 -> wake_pipe[0] = false; fired0 = false
+                    :: fired0 -> wake_edge[0] = false; fired0 = false
                     :: else -> skip
                     fi;
                     if
-                    :: fired1 -> wake_pipe[1] = false; fired1 = false
+                    :: fired1 -> wake_edge[1] = false; fired1 = false
                     :: else -> skip
                     fi;
                     if
@@ -506,7 +507,7 @@ inline bell_ring(c, v)
 #endif
     tso_load(CLI(c), ASLEEP, v); /* P2 */
     if
-    :: v != 0 -> d_step { tso_flush_body(CLI(c)); wake_pipe[c] = true } /* P3 write(2) */
+    :: v != 0 -> d_step { tso_flush_body(CLI(c)); wake_edge[c] = true } /* P3 write(2) */
     :: else -> skip
     fi;
     v = 0
