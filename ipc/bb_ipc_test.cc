@@ -353,21 +353,51 @@ TEST(BbIpc, InvalidNamesFailAtConnectAndListenNotAtCreate)
     EXPECT_EQ(server->last_error(), -EINVAL);
 }
 
-// Beyond the module: connect(timeout_ns). A server that listens but never
-// serves sends no hello.
-TEST(BbIpc, ConnectWithATimeoutFailsWithTimedOutUntilTheServerServes)
+// The module's semantics: connect() succeeds once the server listens, with
+// no thread of the server's serving; the module's own
+// TimeoutDoesNotWrapAbove4Seconds listens, connects and then serves on one
+// thread. The request waits in the ring (or the socket) until then.
+TEST_P(BbIpcTest, ConnectSucceedsOnceTheServerListensWithNoThreadServing)
+{
+    server = make_server(2, DEFAULT_RING_SIZE);
+    ASSERT_TRUE(server->listen());
+    auto client = make_client(true, 0);
+    ASSERT_TRUE(client->connect(5 * SECOND_NS)) << client->last_error();
+    auto second = make_client(true, 1);
+    ASSERT_TRUE(second->connect(5 * SECOND_NS)) << second->last_error();
+    auto msg = make_message(7, 100);
+    ASSERT_TRUE(client->send(msg.data(), msg.size(), SECOND_NS));
+    server->accept();
+    int client_id = server->wait_for_data(5 * SECOND_NS);
+    ASSERT_GE(client_id, 0) << server->last_error();
+    auto request = server->receive(client_id);
+    ASSERT_TRUE(check_message(request, 7, 100));
+    ASSERT_TRUE(server->send(client_id, request.data(), request.size()));
+    server->release(client_id, request.size());
+    auto reply = client->receive(5 * SECOND_NS);
+    EXPECT_TRUE(check_message(reply, 7, 100));
+    client->release(reply.size());
+}
+
+// Beyond the module: connect(timeout_ns). A frozen server (SIGSTOP: its
+// process, watcher included, runs nothing) sends no hello; the same client
+// connects once it runs again.
+TEST(BbIpc, ConnectWithATimeoutFailsWithTimedOutWhileTheServerIsFrozen)
 {
     const std::string name = ipc_testing::UniqueName("bbto");
-    auto server = IpcServer::create_mpsc_shm(name, 2);
-    ASSERT_TRUE(server->listen());
+    ipc_testing::ServerProcess server(ipc_testing::ShmServer(name, 2));
+    ASSERT_TRUE(server.ok());
+    ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
     auto client = IpcClient::create_mpsc_shm(name, 0);
     EXPECT_FALSE(client->connect(200ULL * 1000 * 1000));
     EXPECT_EQ(client->last_error(), -ETIMEDOUT);
-    std::thread serve([&] { server->run([](int, std::span<const uint8_t>) { return std::vector<uint8_t>(); }); });
-    EXPECT_TRUE(client->connect(5 * SECOND_NS));
+    ASSERT_EQ(kill(server.pid(), SIGCONT), 0);
+    EXPECT_TRUE(client->connect(5 * SECOND_NS)) << client->last_error();
     EXPECT_TRUE(client->connect(5 * SECOND_NS)); // connected already: true, as connect()
-    server->request_shutdown();
-    serve.join();
+    const uint8_t ping[] = { 1, 2, 3 };
+    ASSERT_TRUE(client->send(ping, sizeof ping, SECOND_NS));
+    auto reply = client->receive(5 * SECOND_NS);
+    EXPECT_EQ(reply.size(), sizeof ping);
 }
 
 TEST(BbIpc, ShutdownRequestedIsTheSameTypeAsIpcs)

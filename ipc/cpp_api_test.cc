@@ -315,26 +315,47 @@ TEST(CppApiShm, AClientWithZeroMaxClientsTakesTheServersAndAWrongCountIsRefused)
     EXPECT_EQ(ec, std::errc::invalid_argument);
 }
 
-// A shared-memory server that listens but never serves sends no hello: a
-// connect waits for it only until its deadline.
-TEST(CppApiShm, ConnectWithATimeoutGivesTimedOutFromAServerThatNeverAnswers)
+// A frozen shared-memory server (SIGSTOP) sends no hello: a connect waits
+// for it only until its deadline. Once it runs, the same client connects,
+// although the server's slots (2) were each taken by a connect that gave
+// up: those are reclaimed, not counted against it.
+TEST(CppApiShm, ConnectWithATimeoutGivesTimedOutFromAFrozenServer)
 {
     constexpr uint64_t kDeadline = 200ull * 1000 * 1000;
     std::string name = ipc_testing::UniqueName("cppto");
-    auto server = ipc::IpcServer::create_shm(name, 2);
-    ASSERT_TRUE(server->listen());
+    ipc_testing::ServerProcess server(ipc_testing::ShmServer(name, 2));
+    ASSERT_TRUE(server.ok());
+    ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
     auto client = ipc::IpcClient::create_shm(name, 0);
     EXPECT_FALSE(client->connect(kDeadline));
     EXPECT_EQ(client->last_error(), -ETIMEDOUT);
     std::error_code ec;
     EXPECT_FALSE(client->connect(kDeadline, ec));
     EXPECT_EQ(ec, std::errc::timed_out);
-    {
-        EchoThread serve(*server);  // now it answers
-        EXPECT_TRUE(client->connect(5 * kSecond, ec)) << ec.message();
-        EXPECT_FALSE(client->connect(kDeadline));
-        EXPECT_EQ(client->last_error(), -EISCONN);
-    }
+    ASSERT_EQ(kill(server.pid(), SIGCONT), 0);
+    EXPECT_TRUE(client->connect(5 * kSecond, ec)) << ec.message();
+    EXPECT_FALSE(client->connect(kDeadline));
+    EXPECT_EQ(client->last_error(), -EISCONN);
+    ASSERT_TRUE(client->send("hi", 2, kSecond));
+    char buf[4];
+    EXPECT_EQ(client->recv(buf, sizeof buf, 5 * kSecond), 2);
+}
+
+// A server that listens and has not served yet admits clients: a connect
+// needs no thread of the server's (the seed's semantics).
+TEST(CppApiShm, AClientConnectsBeforeTheServerServesAndIsAnsweredWhenItDoes)
+{
+    std::string name = ipc_testing::UniqueName("cppls");
+    auto server = ipc::IpcServer::create_shm(name, 1);
+    ASSERT_TRUE(server->listen());
+    auto client = ipc::IpcClient::create_shm(name, 0);
+    std::error_code ec;
+    ASSERT_TRUE(client->connect(5 * kSecond, ec)) << ec.message();
+    ASSERT_TRUE(client->send("early", 5, kSecond));
+    EchoThread serve(*server);
+    char buf[8];
+    EXPECT_EQ(client->recv(buf, sizeof buf, 5 * kSecond), 5);
+    EXPECT_EQ(std::string(buf, 5), "early");
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, CppApiTest, ::testing::Values("socket", "shm"),

@@ -1,11 +1,13 @@
 /*
  * The shared-memory server's connection side (shm_server.h): a watcher
  * thread sleeps in epoll_wait on the listener and every client socket. It
- * accepts and refuses other users itself (anyone can connect to an abstract
- * name: their loops must not hold the serving thread); for allowed
- * connections and hang-ups it sets hints, admin_pending, and rings the
- * doorbell. The server thread then gives each connection a segment and a
- * slot, or reclaims a slot whose client hung up.
+ * accepts, refuses other users (anyone can connect to an abstract name:
+ * their loops must not hold the serving thread) and admits the others
+ * itself: it claims a free id, builds the segment, says hello and stages
+ * the slot, so a connect needs nothing of the serving thread. For staged
+ * slots and hang-ups it sets hints, admin_pending, and rings the doorbell;
+ * the server thread then installs staged slots into its table and
+ * reclaims those whose client hung up.
  * Model-checked: ipc/shm/model/slots.pml
  */
 #include "ipc/shm/shm_server.h"
@@ -31,19 +33,47 @@ int ipc__srv_epoll_add(int ep, int fd, uint32_t events, uint64_t tag)
     return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-/* Gives slot id a new segment, registers fd with the watcher and sends the
- * hello. */
-static int ipc__srv_open_slot(ipc__shm_server *s, int id, int fd)
+/* Claims a free slot id (-1: none). Look and claim are one step under
+ * admit_mu: the watcher and the server thread both claim (slots.pml,
+ * MUTANT_CLAIM_UNLOCKED). */
+static int ipc__srv_claim(ipc__shm_server *s)
 {
-    ipc__shm_slot *sl = &s->slots[id];
+    int id = -1;
+    pthread_mutex_lock(&s->admit_mu);
+    for (size_t i = 0; i < s->max_clients && id < 0; i++)
+        if (!s->reserved[i]) {
+            s->reserved[i] = true;
+            id = (int)i;
+        }
+    pthread_mutex_unlock(&s->admit_mu);
+    return id;
+}
+
+void ipc__srv_unclaim(ipc__shm_server *s, int id)
+{
+    pthread_mutex_lock(&s->admit_mu);
+    s->reserved[id] = false;
+    pthread_mutex_unlock(&s->admit_mu);
+}
+
+/* Builds slot id for connection fd into *sl: a new segment, a wake eventfd
+ * in the doorbell, fd registered with the watcher, the hello sent. Either
+ * thread, for an id it claimed; the server thread sees none of it until
+ * ipc__srv_install(). */
+static int ipc__srv_build(ipc__shm_server *s, int id, int fd, ipc__shm_slot *sl)
+{
     *sl = (ipc__shm_slot){.fd = -1, .wake_fd = -1};
+    /* Relaxed: a value, not a publication; a client told a limit that
+     * run() lowers at this moment is dropped only if it sends more. */
+    size_t limit = atomic_load_explicit(&s->hello_limit, memory_order_relaxed);
     int seg_fd, rc = ipc__shm_segment_create(&sl->seg, s->base.options.ring_size, (uint32_t)id,
-                                             (uint32_t)s->max_clients, ipc__srv_limit(s),
-                                             &seg_fd);
+                                             (uint32_t)s->max_clients, limit, &seg_fd);
     if (rc < 0)
         return rc;
     if ((rc = ipc__bell_add(&s->bell, &sl->wake_fd)) < 0)
         goto failed_wake;
+    /* Relaxed: clears a stale hint of the id's last occupant; hints are
+     * only hints, re-checked against the socket (ipc__srv_admin). */
     atomic_store_explicit(&s->hints[id], 0, memory_order_relaxed);
     if ((rc = ipc__srv_epoll_add(s->epoll_fd, fd, EPOLLIN | EPOLLRDHUP | EPOLLET,
                                  (uint64_t)id)) < 0)
@@ -55,10 +85,6 @@ static int ipc__srv_open_slot(ipc__shm_server *s, int id, int fd)
         goto failed_hello;
     close(seg_fd); /* the mapping keeps the memory; the client has its own fd */
     sl->fd = fd;
-    s->views[id] = &sl->seg.req;
-    s->n_clients++;
-    ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
-    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);
     return 0;
 failed_hello:
     (void)epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
@@ -71,14 +97,21 @@ failed_wake:
     return rc;
 }
 
-static int ipc__srv_free_slot(ipc__shm_server *s)
+/* Puts a built slot into the table: the round robin polls it from now on.
+ * Server thread. */
+static void ipc__srv_install(ipc__shm_server *s, int id, const ipc__shm_slot *sl)
 {
-    if (s->n_clients == s->max_clients)
-        return -1;
-    for (size_t i = 0; i < s->max_clients; i++)
-        if (s->slots[i].fd < 0)
-            return (int)i;
-    return -1;
+    s->slots[id] = *sl;
+    s->views[id] = &s->slots[id].seg.req;
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
+    ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);
+}
+
+/* Refuses a connection: the hello carries why. */
+static void ipc__srv_refuse(int fd, int err)
+{
+    (void)ipc__shm_hello_send(fd, (uint32_t)-err, UINT32_MAX, NULL);
+    close(fd);
 }
 
 /* Reclaims every client whose socket hung up: one poll() for all. */
@@ -101,25 +134,32 @@ static void ipc__srv_sweep(ipc__shm_server *s)
     }
 }
 
-/* Gives a connection the watcher accepted and checked a slot, or tells it
- * "busy". Server thread. */
+/* Admits a connection the watcher queued because no id was free then, or
+ * tells it "busy". Server thread. */
 static void ipc__srv_admit(ipc__shm_server *s, int fd)
 {
-    int id = ipc__srv_free_slot(s);
+    int id = ipc__srv_claim(s);
     if (id < 0) {
         /* "A closed client's slot is free again at once": its hang-up may
          * not have reached us through the watcher yet. */
         ipc__srv_sweep(s);
-        id = ipc__srv_free_slot(s);
+        id = ipc__srv_claim(s);
     }
-    int rc = id < 0 ? -EAGAIN : ipc__srv_open_slot(s, id, fd);
+    if (id < 0) {
+        ipc__srv_refuse(fd, -EAGAIN);
+        return;
+    }
+    ipc__shm_slot sl;
+    int rc = ipc__srv_build(s, id, fd, &sl);
     if (rc < 0) {
-        (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, NULL);
-        close(fd);
+        ipc__srv_unclaim(s, id);
+        ipc__srv_refuse(fd, rc);
+        return;
     }
+    ipc__srv_install(s, id, &sl);
 }
 
-/* Takes what the watcher queued for a slot. Server thread. */
+/* Takes the connections the watcher queued for a free id. Server thread. */
 static void ipc__srv_admit_all(ipc__shm_server *s)
 {
     int fds[64];
@@ -136,28 +176,67 @@ static void ipc__srv_admit_all(ipc__shm_server *s)
     }
 }
 
-/* Watcher: queues an accepted connection of an allowed user for a slot;
- * false when max_clients already wait. */
-static bool ipc__srv_admit_push(ipc__shm_server *s, int fd)
+/* [Q] Acquire side: the mutex publishes staged[id], which the watcher
+ * wrote before it queued id. */
+void ipc__srv_install_staged(ipc__shm_server *s)
 {
     pthread_mutex_lock(&s->admit_mu);
-    bool room = s->admit_n < s->max_clients;
-    if (room)
-        s->admit[s->admit_n++] = fd;
+    for (size_t k = 0; k < s->staged_n; k++) {
+        int id = s->staged_ids[k];
+        ipc__srv_install(s, id, &s->staged[id]);
+    }
+    s->staged_n = 0;
     pthread_mutex_unlock(&s->admit_mu);
-    return room;
 }
 
-/* Watcher: accepts a batch and refuses other users at once. Anyone can
- * connect to an abstract name, so this runs off the serving thread: a user
- * we refuse, connecting in a loop, costs the clients we serve nothing and
- * is drained as fast as it connects. The listener is level-triggered, so a
- * backlog longer than one batch comes back at the next epoll_wait. Returns
- * whether a connection waits for a slot; *failed when accept ran out of
- * fds or memory (the watcher retries later). */
+void ipc__srv_close_queued(ipc__shm_server *s)
+{
+    ipc__close_fds(s->admit, (int)s->admit_n); /* they see "no server": retry */
+    s->admit_n = 0;
+}
+
+/* Watcher: admits a checked connection itself, so a client's connect
+ * needs nothing of the serving thread (a server may listen, let a client
+ * connect, then serve, on one thread). With no id free (a hang-up the
+ * server thread has not reclaimed yet) it queues the connection for the
+ * server thread, which sweeps first; with max_clients queued already, it
+ * refuses. Returns 1 when staged, 2 when queued, or -errno. */
+static int ipc__srv_watch_admit(ipc__shm_server *s, int fd)
+{
+    int id = ipc__srv_claim(s);
+    if (id < 0) {
+        pthread_mutex_lock(&s->admit_mu);
+        bool room = s->admit_n < s->max_clients;
+        if (room)
+            s->admit[s->admit_n++] = fd;
+        pthread_mutex_unlock(&s->admit_mu);
+        return room ? 2 : -EAGAIN;
+    }
+    ipc__shm_slot sl;
+    int rc = ipc__srv_build(s, id, fd, &sl);
+    if (rc < 0) {
+        ipc__srv_unclaim(s, id); /* after the unwind unmapped: slots.pml */
+        return rc;
+    }
+    /* [Q] Release side: staged[id] is published by the mutex. */
+    pthread_mutex_lock(&s->admit_mu);
+    s->staged[id] = sl;
+    s->staged_ids[s->staged_n++] = id; /* at most one entry per claimed id */
+    pthread_mutex_unlock(&s->admit_mu);
+    return 1;
+}
+
+/* Watcher: accepts a batch, refusing other users and admitting the rest
+ * itself. Anyone can connect to an abstract name, so this runs off the
+ * serving thread: a user we refuse, connecting in a loop, costs the
+ * clients we serve nothing and is drained as fast as it connects. The
+ * listener is level-triggered, so a backlog longer than one batch comes
+ * back at the next epoll_wait. Returns whether the server thread has work
+ * (a slot to install, a connection to admit); *failed when accept ran out
+ * of fds or memory (the watcher retries later). */
 static bool ipc__srv_watch_accept(ipc__shm_server *s, bool *failed)
 {
-    bool queued = false;
+    bool work = false;
     for (int k = 0; k < IPC__ACCEPT_BATCH; k++) {
         int fd = accept4(s->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
@@ -168,15 +247,17 @@ static bool ipc__srv_watch_accept(ipc__shm_server *s, bool *failed)
         }
         int rc = ipc__peer_ok(fd);
         if (rc == 0)
-            rc = ipc__srv_admit_push(s, fd) ? 0 : -EAGAIN;
+            rc = ipc__srv_watch_admit(s, fd);
         if (rc < 0) {
-            (void)ipc__shm_hello_send(fd, (uint32_t)-rc, UINT32_MAX, NULL);
-            close(fd);
+            ipc__srv_refuse(fd, rc);
             continue;
         }
-        queued = true;
+        if (rc == 2)
+            /* Relaxed: published by the admin_pending release [A]. */
+            atomic_store_explicit(&s->accept_pending, 1, memory_order_relaxed);
+        work = true;
     }
-    return queued;
+    return work;
 }
 
 /* Table changes requested by the watcher; main thread only. */
@@ -188,11 +269,18 @@ void ipc__srv_admin(ipc__shm_server *s)
     if (atomic_load_explicit(&s->admin_pending, memory_order_relaxed) == 0 ||
         atomic_exchange_explicit(&s->admin_pending, 0, memory_order_acquire) == 0)
         return;
+    /* Install before the hints: a client that hung up between its hello
+     * and now has its hint looked at in this pass (slots.pml,
+     * MUTANT_HINTS_BEFORE_INSTALL). */
+    ipc__srv_install_staged(s);
     for (size_t i = 0; i < s->max_clients; i++) {
-        /* Relaxed: ordered by the admin_pending acquire above. A hint is
-         * only a hint (the slot may have been reused); the poll decides. */
-        if (atomic_exchange_explicit(&s->hints[i], 0, memory_order_relaxed) &&
-            s->slots[i].fd >= 0 && ipc__fd_hung_up(s->slots[i].fd))
+        /* Only an installed slot's hint is consumed: one for a slot the
+         * watcher stages meanwhile stays for the round its admin_pending
+         * brings (MUTANT_HINT_OF_FREE_SLOT_CONSUMED). Relaxed: ordered by
+         * the admin_pending acquire above. A hint is only a hint (the slot
+         * may have been reused); the poll decides. */
+        if (s->slots[i].fd >= 0 && atomic_exchange_explicit(&s->hints[i], 0, memory_order_relaxed) &&
+            ipc__fd_hung_up(s->slots[i].fd))
             ipc__srv_drop(s, (int)i);
     }
     if (atomic_exchange_explicit(&s->accept_pending, 0, memory_order_relaxed))
@@ -229,7 +317,6 @@ static void *ipc__srv_watch(void *arg)
             uint64_t tag = ev[i].data.u64;
             if (tag == IPC__TAG_STOP)
                 return NULL;
-            /* Relaxed: published by the admin_pending release below. */
             if (tag == IPC__TAG_LISTEN) {
                 bool failed = false;
                 if (ipc__srv_watch_accept(s, &failed)) {
@@ -241,6 +328,7 @@ static void *ipc__srv_watch(void *arg)
                     resume_at = ipc__now_ns() + IPC__ACCEPT_RETRY_NS;
                 }
             } else if (tag < s->max_clients) {
+                /* Relaxed: published by the admin_pending release below. */
                 atomic_store_explicit(&s->hints[tag], 1, memory_order_relaxed);
                 work = true;
             }

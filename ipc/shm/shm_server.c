@@ -119,7 +119,7 @@ void ipc__srv_drop(ipc__shm_server *s, int id)
     ipc__shm_segment_unmap(&sl->seg);
     ipc__srv_free_out(s, sl);
     *sl = (ipc__shm_slot){.fd = -1, .wake_fd = -1};
-    s->n_clients--;
+    ipc__srv_unclaim(s, id); /* after the unmap: slots.pml */
     ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, (uint64_t)-1);
     ipc__stat_add(s->base.stats.block, IPC__STAT_RECLAIMS, 1);
 }
@@ -411,8 +411,8 @@ static void ipc__shm_server_close(ipc_server *base)
 {
     ipc__shm_server *s = ipc__srv(base);
     ipc__srv_stop_watcher(s);
-    ipc__close_fds(s->admit, (int)s->admit_n); /* they see "no server": retry */
-    s->admit_n = 0;
+    ipc__srv_close_queued(s);
+    ipc__srv_install_staged(s); /* then dropped below with the others */
     for (size_t i = 0; i < s->max_clients; i++) {
         s->slots[i].peeked = false; /* nothing may be lent past close */
         if (s->slots[i].fd >= 0)
@@ -429,6 +429,9 @@ static void ipc__shm_server_close(ipc_server *base)
 static void ipc__srv_free(ipc__shm_server *s)
 {
     free(s->admit);
+    free(s->staged_ids);
+    free(s->staged);
+    free(s->reserved);
     free(s->pfds);
     free((void *)s->hints);
     free(s->views);
@@ -563,6 +566,17 @@ static int ipc__shm_server_fd(ipc_server *base)
     return ipc__bell_hold(&s->bell);
 }
 
+/* run() changed base.max_message: tell new clients. Clients connected
+ * already were told the old limit; a request over the new one drops its
+ * client (ipc__srv_next), as on sockets. */
+static void ipc__shm_server_set_limit(ipc_server *base)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    /* Relaxed: a value the watcher copies into the next hello; nothing
+     * else is published with it. */
+    atomic_store_explicit(&s->hello_limit, base->max_message, memory_order_relaxed);
+}
+
 static const ipc_server_ops ipc__shm_server_ops = {
     .name = "shm",
     IPC__SERVER_OPS(ipc__shm_server),
@@ -570,6 +584,7 @@ static const ipc_server_ops ipc__shm_server_ops = {
     .commit = ipc__shm_server_commit,
     .has_next = ipc__shm_server_has_next,
     .end_batch = ipc__shm_server_end_batch,
+    .set_limit = ipc__shm_server_set_limit,
 };
 
 ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
@@ -587,8 +602,11 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
     s->hints = calloc(max_clients, sizeof(*s->hints));
     s->pfds = calloc(max_clients, sizeof(*s->pfds));
     s->admit = calloc(max_clients, sizeof(*s->admit));
+    s->reserved = calloc(max_clients, sizeof(*s->reserved));
+    s->staged = calloc(max_clients, sizeof(*s->staged));
+    s->staged_ids = calloc(max_clients, sizeof(*s->staged_ids));
     if (s->slots == NULL || s->views == NULL || s->hints == NULL || s->pfds == NULL ||
-        s->admit == NULL) {
+        s->admit == NULL || s->reserved == NULL || s->staged == NULL || s->staged_ids == NULL) {
         ipc__srv_free(s);
         return NULL;
     }
@@ -598,6 +616,7 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
     s->base.ops = &ipc__shm_server_ops;
     s->base.options = *resolved;
     atomic_init(&s->base.stop_requested, 0);
+    atomic_init(&s->hello_limit, resolved->max_message_size);
     memcpy(s->name, name, strlen(name) + 1);
     s->max_clients = max_clients;
     s->listen_fd = s->epoll_fd = s->stop_fd = -1;

@@ -1,11 +1,13 @@
 /*
  * The shared-memory server's state, shared by its two halves (private to
  * ipc/shm): shm_server.c serves (rings, replies, waits, the ops table),
- * shm_admit.c connects (the watcher thread that accepts, refuses and
- * notices hang-ups; the server thread's admission of connections into slots
- * and reclaim of hung-up ones). Only the server's own thread changes the
- * client table; the watcher talks to it through hints, admin_pending,
- * accept_pending and the admit queue (docs/SHM.md, edges [A] and [Q]).
+ * shm_admit.c connects (the watcher thread that accepts, refuses, admits
+ * and notices hang-ups; the server thread's install of admitted slots and
+ * reclaim of hung-up ones). Only the server's own thread changes the client
+ * table (slots, views); the watcher claims an id under admit_mu, builds the
+ * slot in staged[id], says hello and hands the id over, and talks to the
+ * server thread through hints, admin_pending, accept_pending and the two
+ * queues (docs/SHM.md, edges [A] and [Q]; model: ipc/shm/model/slots.pml).
  */
 #ifndef IPC_SHM_SHM_SERVER_H
 #define IPC_SHM_SHM_SERVER_H
@@ -56,15 +58,21 @@ typedef struct ipc__shm_server {
     _Atomic uint8_t *hints; /* watcher -> main: slot i had a socket event */
     struct pollfd *pfds;    /* sweep scratch */
     ipc__mpsc mpsc;
-    size_t n_clients;
     size_t n_out; /* slots with queued replies */
     int listen_fd, epoll_fd, stop_fd;
     ipc__bell bell; /* opened at the first listen, lives until destroy (wake) */
     pthread_t watcher;
     bool watcher_running;
-    pthread_mutex_t admit_mu; /* guards admit, admit_n */
-    int *admit;      /* watcher -> main: accepted, checked, waiting for a slot */
+    pthread_mutex_t admit_mu; /* guards reserved, staged_ids, admit */
+    bool *reserved;  /* id claimed: from the claim until its drop has unmapped */
+    ipc__shm_slot *staged; /* built by the watcher, installed by the server */
+    int *staged_ids; /* watcher -> main: ids whose hello went out */
+    size_t staged_n;
+    int *admit;      /* watcher -> main: accepted, checked, no id was free */
     size_t admit_n;
+    /* The limit told to new clients: run() may lower base.max_message on
+     * the server thread while the watcher builds a segment. */
+    _Atomic size_t hello_limit;
     _Atomic uint32_t admin_pending;
     _Atomic uint32_t accept_pending;
 } ipc__shm_server;
@@ -78,11 +86,17 @@ static inline ipc__shm_server *ipc__srv(ipc_server *base)
 /* The longest request taken now (ipc_server_run() may lower it). */
 size_t ipc__srv_limit(ipc__shm_server *s);
 /* Drops client id; its segment goes once the application releases a
- * request it still reads. */
+ * request it still reads, and then the id is free again. */
 void ipc__srv_drop(ipc__shm_server *s, int id);
 
 /* shm_admit.c */
 int ipc__srv_epoll_add(int ep, int fd, uint32_t events, uint64_t tag);
+/* The id of a dropped slot is free again (after its unmap: slots.pml). */
+void ipc__srv_unclaim(ipc__shm_server *s, int id);
+/* Server thread: puts what the watcher admitted into the table. */
+void ipc__srv_install_staged(ipc__shm_server *s);
+/* After the watcher stopped: closes connections still queued. */
+void ipc__srv_close_queued(ipc__shm_server *s);
 /* Server thread: applies what the watcher asked for (hang-ups to reclaim,
  * connections to admit). Cheap when nothing is pending. */
 void ipc__srv_admin(ipc__shm_server *s);

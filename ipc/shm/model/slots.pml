@@ -2,23 +2,22 @@
  * slots.pml: slot claim, hand-off, release and reclaim of hung-up clients,
  * between the watcher thread and the serving thread.
  *
- * Models the design being implemented on main (this branch's code still
- * admits on the serving thread; the function names are today's):
+ * Models (function names as in the C):
  *   ipc/shm/shm_admit.c   ipc__srv_watch (accept, hang-up events -> hints,
  *                         admin_pending = 1 [A], ring), and on the watcher
- *                         the claim of a free id (reserved[id] = 1 under
+ *                         ipc__srv_watch_admit: the claim of a free id
+ *                         (ipc__srv_claim: reserved[id] = 1 under
  *                         admit_mu), the segment, the epoll registration,
- *                         the hello, the hand-off of the staged slot
- *                         (admit_mu, [Q]); a raw connection queued when no
- *                         id is free (ipc__srv_admit_push);
+ *                         the hello (ipc__srv_build), the hand-off of the
+ *                         staged slot (admit_mu, [Q]); a raw connection
+ *                         queued when no id is free;
  *                         ipc__srv_admin (exchange admin_pending [A],
- *                         install staged slots, hints re-checked with
+ *                         ipc__srv_install_staged, hints re-checked with
  *                         ipc__fd_hung_up on the current fd),
  *                         ipc__srv_admit_all, ipc__srv_admit (sweep first
- *                         when no id is free, ipc__srv_sweep),
- *                         ipc__srv_free_slot, ipc__srv_open_slot
- *   ipc/shm/shm_server.c  ipc__srv_drop (close and unmap; then, the new
- *                         step, reserved[id] = 0 under admit_mu),
+ *                         when no id is free, ipc__srv_sweep)
+ *   ipc/shm/shm_server.c  ipc__srv_drop (close and unmap; then
+ *                         reserved[id] = 0 under admit_mu: ipc__srv_unclaim),
  *                         ipc__srv_kick (a protocol violation)
  *   ipc/unix/unix.c       ipc__fd_hung_up (the kernel's view, exact)
  *
@@ -27,9 +26,10 @@
  * rings; a refused peer (other uid: never queued); failures of memfd,
  * epoll_ctl and accept; the accept batch (one connection per step). A
  * hello to a client that already hung up is treated like any hello (the
- * slot is staged and reclaimed through the hang-up: an assumption about
- * main: if its watcher releases the id itself on a failed hello, that is
- * a second releaser and needs the same "unmap, then release" order).
+ * slot is staged and reclaimed through the hang-up). The C watcher also
+ * releases the id itself when the hello fails (EPIPE): a second releaser,
+ * which unwinds (close, unmap) before ipc__srv_unclaim, the order
+ * MUTANT_RELEASE_BEFORE_DROP shows is needed; not modelled separately.
  * Interleaving semantics, no store buffers: nothing here is a Dekker pair
  * (admit_mu is a mutex, [A] a release/acquire message passing, both kept
  * by x86-TSO), so a sequentially consistent model is exact.
@@ -60,10 +60,10 @@
  *                               threads claim: the watcher, and the serving
  *                               thread for a queued raw connection)
  *   MUTANT_HINTS_BEFORE_INSTALL ipc__srv_admin looks at the hints before it
- *                               installs the staged slots (today's order)
+ *                               installs the staged slots
  *   MUTANT_HINT_OF_FREE_SLOT_CONSUMED  a hint is exchanged (consumed) even
- *                               when its slot is not installed yet (today's
- *                               `exchange(hints[i]) && slots[i].fd >= 0`)
+ *                               when its slot is not installed yet
+ *                               (`exchange(hints[i]) && slots[i].fd >= 0`)
  */
 
 #define NSLOT 2
@@ -228,7 +228,7 @@ end_idle:
             hello(c, id);
             staged[id] = c + 1 /* [Q], under admit_mu */
         :: else ->
-            d_step { raw[n_raw] = c + 1; n_raw++ } /* ipc__srv_admit_push */
+            d_step { raw[n_raw] = c + 1; n_raw++ } /* ipc__srv_watch_admit, no id free */
         fi;
         admin_pending = true; /* [A] release, then ring the doorbell */
         c = 0;
