@@ -173,6 +173,7 @@ void ipc__stats_snapshot(const ipc__stats_block *b, ipc_stats *out)
         .reconnects = ipc__load(&c[IPC__STAT_RECONNECTS]),
         .reclaims = ipc__load(&c[IPC__STAT_RECLAIMS]),
         .clients = ipc__load(&c[IPC__STAT_CLIENTS]),
+        .orphans = ipc__load(&c[IPC__STAT_ORPHANS]),
     };
     for (unsigned i = 0; i < IPC_HISTOGRAM_BUCKETS; i++)
         out->latency[i] = ipc__load(&b->latency[i]);

@@ -37,6 +37,7 @@ typedef enum {
     IPC__STAT_RECONNECTS,
     IPC__STAT_RECLAIMS,
     IPC__STAT_CLIENTS,
+    IPC__STAT_ORPHANS,
     IPC__STAT_COUNT
 } ipc__stat;
 
@@ -54,7 +55,7 @@ typedef struct ipc__stats_block {
     uint64_t started_ns;     /*  32 CLOCK_REALTIME at listen */
     char name[112];          /*  40 NUL-terminated */
     uint64_t reserved[13];   /* 152 zero */
-    _Atomic uint64_t counter[16];                    /* 256 (13 used) */
+    _Atomic uint64_t counter[16];                    /* 256 (14 used; 13 before orphans, which an older server leaves 0) */
     _Atomic uint64_t latency[IPC_HISTOGRAM_BUCKETS]; /* 384 */
 } ipc__stats_block;
 

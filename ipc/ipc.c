@@ -1,6 +1,6 @@
 /*
- * The transport-independent layer: argument checks, timeouts, and the run
- * loop, written once for every transport.
+ * The transport-independent layer: argument checks and timeouts, written
+ * once for every transport. The run loop is run.c's.
  */
 #include "ipc/ipc.h"
 
@@ -10,11 +10,8 @@
 #include <string.h>
 
 #include "ipc/factory.h"
+#include "ipc/server.h"
 #include "ipc/transport.h"
-
-/* How long a handler's IPC_SHUTDOWN reply may take to drain before run()
- * returns anyway: a client that stopped reading must not hold the server. */
-#define IPC_SHUTDOWN_FLUSH_NS (2ull * 1000 * 1000 * 1000)
 
 static void ipc__count_out(ipc__stats_block *b, size_t len)
 {
@@ -96,7 +93,7 @@ static void ipc__client_received(ipc_client *c, size_t len)
     }
 }
 
-static int ipc__check_buffer(const void *p, size_t len)
+int ipc__check_buffer(const void *p, size_t len)
 {
     if (p == NULL && len != 0)
         return -EFAULT;
@@ -304,6 +301,18 @@ int ipc__server_options_resolve(ipc_server_options *o)
         return -EINVAL;
     if (o->spin_ns == 0)
         o->spin_ns = 50 * 1000;
+    if (o->wire != IPC_WIRE_LEGACY && o->wire != IPC_WIRE_MUX)
+        return -EINVAL;
+    if (o->max_message_size > ipc__wire_max(o))
+        return -EINVAL;
+    if (o->workers > 1024)
+        return -EINVAL;
+    if (o->max_inflight_per_client == 0)
+        o->max_inflight_per_client = 64;
+    if (o->max_inflight == 0)
+        o->max_inflight = 1024;
+    if (o->max_inflight_per_client > 65536 || o->max_inflight > (1u << 20))
+        return -EINVAL;
     return 0;
 }
 
@@ -317,7 +326,7 @@ ipc_server *ipc__server_init(ipc_server *s, const char *name)
         return NULL;
     }
     snprintf(s->name, sizeof(s->name), "%s", name);
-    s->max_message = s->options.max_message_size;
+    s->max_message = s->options.max_message_size + ipc__wire_hdr(&s->options);
     s->loan.owner = -1;
     s->peeked.owner = -1;
     s->batch_client = -1;
@@ -403,7 +412,7 @@ ssize_t ipc_server_recv(ipc_server *s, int client_id, void *buf, size_t max_len)
 
 /* The server calls below after their argument checks; the run loop, whose
  * arguments are valid by construction, calls them directly. */
-static int ipc__server_send(ipc_server *s, int client_id, const void *data, size_t len)
+int ipc__server_send(ipc_server *s, int client_id, const void *data, size_t len)
 {
     int rc = s->ops->send(s, client_id, data, len);
     if (rc < 0) {
@@ -459,7 +468,7 @@ static ssize_t ipc__release_copy(ipc_server *s, int client_id)
     return (ssize_t)s->peeked.len;
 }
 
-static ssize_t ipc__server_peek(ipc_server *s, int client_id, const void **msg)
+ssize_t ipc__server_peek(ipc_server *s, int client_id, const void **msg)
 {
     ssize_t n = s->ops->peek != NULL ? s->ops->peek(s, client_id, msg)
                                      : ipc__peek_copy(s, client_id, msg);
@@ -479,7 +488,7 @@ ssize_t ipc_server_peek(ipc_server *s, int client_id, const void **msg)
     return ipc__server_peek(s, client_id, msg);
 }
 
-static ssize_t ipc__server_release(ipc_server *s, int client_id)
+ssize_t ipc__server_release(ipc_server *s, int client_id)
 {
     ssize_t n = s->ops->release != NULL ? s->ops->release(s, client_id)
                                         : ipc__release_copy(s, client_id);
@@ -499,7 +508,7 @@ ssize_t ipc_server_release(ipc_server *s, int client_id)
     return ipc__server_release(s, client_id);
 }
 
-static int ipc__server_loan(ipc_server *s, int client_id, size_t len, void **buf)
+int ipc__server_loan(ipc_server *s, int client_id, size_t len, void **buf)
 {
     int rc = s->ops->loan != NULL ? s->ops->loan(s, client_id, len, buf) : -EAGAIN;
     s->loan.active = rc == 0;
@@ -527,7 +536,7 @@ int ipc_server_loan(ipc_server *s, int client_id, size_t len, void **buf)
     return ipc__server_loan(s, client_id, len, buf);
 }
 
-static int ipc__server_commit(ipc_server *s, int client_id, size_t len)
+int ipc__server_commit(ipc_server *s, int client_id, size_t len)
 {
     if (s->loan.owner != client_id || len > s->loan.len)
         return -EINVAL;
@@ -573,6 +582,7 @@ void ipc_server_destroy(ipc_server *s)
     if (s == NULL)
         return;
     ipc_server_close(s);
+    ipc__run_detach(s);
     ipc__stats_pub_free(&s->stats);
     free(s->loan.buf);
     free(s->peeked.buf);
@@ -587,152 +597,6 @@ void ipc_server_stop(ipc_server *s)
      * read by the run loop and each server's wait. */
     atomic_store_explicit(&s->stop_requested, 1, memory_order_release);
     s->ops->wake(s);
-}
-
-/* ---------------------------------------------------------------- run loop */
-
-/* A handler's reply: a loan from the transport (on shared memory, the
- * client's ring itself) or, failing that, a buffer of its own. */
-struct ipc_response {
-    ipc_server *server;
-    int client_id;
-    size_t limit;
-    size_t len;
-    bool loaned;
-    uint8_t *own; /* fallback buffer */
-    size_t own_capacity;
-};
-
-void *ipc_response_reserve(ipc_response *r, size_t len)
-{
-    if (r == NULL || len > r->limit)
-        return NULL;
-    void *p;
-    r->loaned = ipc__server_loan(r->server, r->client_id, len, &p) == 0;
-    if (!r->loaned) {
-        if (len > r->own_capacity || r->own == NULL) {
-            uint8_t *q = realloc(r->own, len ? len : 1);
-            if (q == NULL)
-                return NULL;
-            r->own = q;
-            r->own_capacity = len ? len : 1;
-        }
-        p = r->own;
-    }
-    r->len = len;
-    return p;
-}
-
-int ipc_response_set(ipc_response *r, const void *data, size_t len)
-{
-    if (r == NULL || ipc__check_buffer(data, len) < 0)
-        return r == NULL ? -EINVAL : -EFAULT;
-    if (len > r->limit)
-        return -EMSGSIZE;
-    void *p = ipc_response_reserve(r, len);
-    if (p == NULL)
-        return -ENOMEM;
-    if (len != 0)
-        memmove(p, data, len); /* data may be the request, or an earlier reserve */
-    return 0;
-}
-
-/* Requests of one client served back to back before the run loop looks
- * at the others again: bounds what a flooding client costs the rest. */
-#define IPC__BATCH_MAX 32
-
-/* One request, read in place: handle, reply, release. false when there was
- * none to read (no more ready, or the client is gone: the transport dealt
- * with it); *replied tells whether a reply went out. */
-static bool ipc__serve_one(ipc_server *s, int id, ipc_handler handler, void *ctx,
-                           ipc_response *response, ipc_action *action, bool *replied)
-{
-    const void *request;
-    ssize_t n = ipc__server_peek(s, id, &request);
-    *replied = false;
-    if (n < 0)
-        return false;
-    if ((size_t)n > response->limit) { /* over run()'s own limit */
-        ipc__stat_error(s->stats.block, -EMSGSIZE);
-        (void)ipc__server_release(s, id);
-        return true;
-    }
-    response->client_id = id;
-    response->len = 0;
-    response->loaned = false;
-    *action = handler(ctx, id, request, (size_t)n, response);
-    /* Reply first, release after: the client waits for the one, not the
-     * other. A client that left meanwhile is no error of the server's. */
-    int rc = response->loaned ? ipc__server_commit(s, id, response->len)
-                              : ipc__server_send(s, id, response->own, response->len);
-    (void)ipc__server_release(s, id);
-    *replied = rc == 0;
-    return true;
-}
-
-/* Every ready request of client id, up to IPC__BATCH_MAX: handled, replied
- * and released one by one, the client woken once at the end (ops->
- * end_batch). One stamp per request: the end of one is the start of the
- * next, so each reply's sample is its own time, from the run loop taking
- * its request to the reply sent. */
-static ipc_action ipc__serve_batch(ipc_server *s, int id, ipc_handler handler, void *ctx,
-                                   ipc_response *response)
-{
-    uint64_t taken = ipc__stamp();
-    ipc_action action = IPC_CONTINUE;
-    bool replied;
-    s->batch_client = id;
-    for (int k = 0; k < IPC__BATCH_MAX; k++) {
-        if (!ipc__serve_one(s, id, handler, ctx, response, &action, &replied))
-            break;
-        uint64_t done = ipc__stamp();
-        if (replied)
-            ipc__stat_latency(s->stats.block, ipc__stamp_ns(done - taken));
-        taken = done;
-        if (action != IPC_CONTINUE || s->ops->has_next == NULL || !s->ops->has_next(s, id))
-            break;
-    }
-    s->batch_client = -1;
-    if (s->ops->end_batch != NULL)
-        s->ops->end_batch(s, id);
-    return action;
-}
-
-int ipc_server_run(ipc_server *s, ipc_handler handler, void *ctx, size_t max_message_size)
-{
-    if (s == NULL || handler == NULL || max_message_size > IPC_MAX_MESSAGE_LIMIT)
-        return -EINVAL;
-    size_t max = max_message_size ? max_message_size : s->options.max_message_size;
-    if (max != s->max_message) {
-        s->max_message = max;
-        if (s->ops->set_limit != NULL)
-            s->ops->set_limit(s);
-    }
-    if (!s->listening) {
-        int rc = ipc_server_listen(s);
-        if (rc < 0)
-            return rc;
-    }
-    ipc_response response = {.server = s, .limit = max};
-    int rc = 0;
-    while (!ipc__stop_seen(s)) {
-        int id = s->ops->wait_for_data(s, IPC_FOREVER);
-        if (id == -ECANCELED)
-            break;
-        if (id < 0) {
-            rc = id;
-            break;
-        }
-        if (ipc__serve_batch(s, id, handler, ctx, &response) == IPC_SHUTDOWN) {
-            (void)s->ops->flush(s, ipc__now_ns() + IPC_SHUTDOWN_FLUSH_NS);
-            break;
-        }
-    }
-    /* Relaxed: consumes the stop [S] that ended this run (the acquire in
-     * ipc__stop_seen() already saw it); it publishes nothing. */
-    atomic_store_explicit(&s->stop_requested, 0, memory_order_relaxed);
-    free(response.own);
-    return rc;
 }
 
 int ipc_server_stats(const ipc_server *s, ipc_stats *out)

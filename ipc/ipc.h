@@ -126,6 +126,22 @@ void ipc_client_destroy(ipc_client *c);
 
 /* ------------------------------------------------------------------ server */
 
+/* How requests and replies are framed on a connection. */
+typedef enum {
+    /* The seed's: a message is its payload; a client's replies come in the
+     * order of its requests. bb.js and the seed's clients speak it. */
+    IPC_WIRE_LEGACY = 0,
+    /* Each message begins with a request id, a u64 little-endian, that the
+     * reply carries back (the module's successor's framing on sockets:
+     * [u32 LE len][u64 LE id][payload], len counting the id). Replies
+     * leave in completion order. Id 0 is reserved for messages the server
+     * starts. See docs/PROTOCOL.md. */
+    IPC_WIRE_MUX = 1,
+} ipc_wire;
+
+/* Bytes a request id takes at the front of a multiplexed message. */
+#define IPC_WIRE_ID_SIZE 8
+
 /* Options for the _ex factories. Zero-initialise, then set what you need:
  * every zero field takes its documented default. */
 typedef struct ipc_server_options {
@@ -162,6 +178,24 @@ typedef struct ipc_server_options {
     /* Shared memory: how long a waiter spins before it sleeps
      * (default 50 us). */
     uint64_t spin_ns;
+    /* ipc_server_run(): threads that run the handler (at most 1024). 0: the
+     * thread calling run() runs it, one request at a time. With workers, one
+     * thread (run()'s) does all the reading and writing, a client's slow
+     * request holds no other client, and a handler must be thread-safe. */
+    uint32_t workers;
+    /* The framing, an ipc_wire (default IPC_WIRE_LEGACY). max_message_size
+     * counts the payload, not the id. */
+    uint32_t wire;
+    /* ipc_server_run(): requests of one client in work at once (in
+     * handlers, or deferred: ipc_response_defer) on the multiplexed wire
+     * (default 64, at most 65536). The legacy wire takes one at a time per
+     * client, so its replies keep their order. A client at its bound is not
+     * read (its requests wait in its ring or socket: back-pressure). */
+    uint32_t max_inflight_per_client;
+    /* ipc_server_run(): requests in work at once on the whole server
+     * (default 1024, at most 1 << 20); at the bound run() takes no request
+     * until one is answered. */
+    uint32_t max_inflight;
 } ipc_server_options;
 
 /* A socket server. max_clients is the initial size of the client table,
@@ -241,8 +275,47 @@ int ipc_response_set(ipc_response *r, const void *data, size_t len);
 typedef ipc_action (*ipc_handler)(void *ctx, int client_id, const void *request,
                                   size_t len, ipc_response *response);
 
+/* Answers the request later, from any thread: the handler returns without
+ * a reply going out, and the request is the caller's until it calls
+ * ipc_request_reply(), ipc_request_commit() or ipc_request_drop() (exactly
+ * one of them). A reply set or reserved on r before is discarded. NULL when
+ * memory is short or r was deferred already (the handler's reply, if any,
+ * then goes as usual). Until it is answered the request counts against its
+ * client's bound (max_inflight_per_client; on the legacy wire that client
+ * is served nothing else meanwhile: its replies keep their order). */
+typedef struct ipc_request ipc_request;
+ipc_request *ipc_response_defer(ipc_response *r);
+
+/* The request's client id and payload (the request id stripped on the
+ * multiplexed wire); valid until it is answered. */
+int ipc_request_client(const ipc_request *q);
+const void *ipc_request_data(const ipc_request *q, size_t *len);
+
+/* Answers with a copy of data. 0: it is the run loop's to send (a client
+ * that left meanwhile does not get it: counted in ipc_stats.orphans) or to
+ * discard (-ECANCELED: run() has returned; counted the same). Both end the
+ * request: q is freed. -EMSGSIZE (over run()'s limit) or -ENOMEM leave it
+ * with the caller, still unanswered. -EINVAL for NULL. */
+int ipc_request_reply(ipc_request *q, const void *data, size_t len);
+
+/* A reply written in place: len writable bytes (NULL when over the limit
+ * or out of memory), then sent by ipc_request_commit(q, len' <= len),
+ * which ends the request as ipc_request_reply() does (-EINVAL with no
+ * reserve or a longer len, q kept). */
+void *ipc_request_reserve(ipc_request *q, size_t len);
+int ipc_request_commit(ipc_request *q, size_t len);
+
+/* Gives the request up without a reply and frees q. On the multiplexed
+ * wire the client's call gets no reply (its own timeout ends it); on the
+ * legacy wire every later reply would answer the wrong request, so the
+ * client is disconnected (counted in drops). */
+void ipc_request_drop(ipc_request *q);
+
 /* Serves until a handler returns IPC_SHUTDOWN (its reply is delivered first)
- * or ipc_server_stop() is called; returns 0 then. Listens first if needed.
+ * or ipc_server_stop() is called; returns 0 then. With workers or deferred
+ * requests, it first takes no new request, lets the handlers at work finish
+ * and sends their replies, and waits up to 2 s for deferred requests still
+ * unanswered (later answers are discarded and counted in orphans). Listens first if needed.
  * max_message_size == 0 takes the server's options.max_message_size, whose
  * default is IPC_DEFAULT_MAX_MESSAGE (1 MiB); it bounds requests and
  * replies. A client sending a longer request is disconnected, never left
@@ -335,6 +408,8 @@ typedef struct ipc_stats {
     uint64_t reconnects;   /* client: connects after the first */
     uint64_t reclaims;     /* server: slots freed after a client left or died */
     uint64_t clients;      /* server: clients connected now */
+    uint64_t orphans;      /* server: replies discarded, their client having
+                              left (or run() ended) before they were ready */
     /* Server: time from a request's arrival in run() to its reply sent.
      * Client: send() to the recv() that completes, in ns. */
     uint64_t latency[IPC_HISTOGRAM_BUCKETS];

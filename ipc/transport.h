@@ -117,6 +117,19 @@ typedef struct ipc_server_ops {
      * everything published to it during the batch. */
     bool (*has_next)(ipc_server *s, int client_id);
     void (*end_batch)(ipc_server *s, int client_id);
+    /* For requests answered later (workers, deferred replies: run.c).
+     * conn_gen: the connection holding client_id now, a number this
+     * server never gives another connection (0: none); a reply made for
+     * one connection is sent only while it still holds the id.
+     * hold: while held, wait_for_data() does not return client_id and its
+     * requests stay with the transport (in its ring, or unread in its
+     * socket: back-pressure); a new connection on the id starts unheld.
+     * forget (optional): a request handed out will get no reply.
+     * disconnect: drops the client, as for a protocol violation. */
+    uint64_t (*conn_gen)(ipc_server *s, int client_id);
+    void (*hold)(ipc_server *s, int client_id, bool held);
+    void (*forget)(ipc_server *s, int client_id);
+    void (*disconnect)(ipc_server *s, int client_id);
 } ipc_server_ops;
 
 /* The ops every server transport of ours provides, as IPC__CLIENT_OPS;
@@ -134,8 +147,9 @@ typedef struct ipc_server_ops {
 struct ipc_server {
     const ipc_server_ops *ops;
     ipc_server_options options; /* every default filled in; never written after create */
-    /* The request limit in force: options.max_message_size until
-     * ipc_server_run() passes its own. */
+    /* The request limit in force, the request id included on the
+     * multiplexed wire: options.max_message_size until ipc_server_run()
+     * passes its own. */
     size_t max_message;
     char name[IPC_NAME_CAP];
     bool listening;
@@ -144,6 +158,13 @@ struct ipc_server {
     ipc__staging peeked; /* a request received for a transport without peek */
     /* Set by ipc_server_stop(), cleared when run() returns or on close. */
     atomic_int stop_requested;
+    /* The run loop's state (run.c): made by the first run(), kept until
+     * destroy (deferred requests refer to it). */
+    struct ipc__run *run;
+    /* Set by a thread with a reply for the run loop (run.c): the
+     * transport's wait_for_data() returns -EINTR while it is set; the run
+     * loop clears it before it takes the replies. */
+    atomic_int kicked;
     /* The client whose requests the run loop is serving back to back, or
      * -1: replies to and releases of this client (only) may be published
      * without waking it, as long as a client seen asleep is still woken at
@@ -169,6 +190,31 @@ static inline bool ipc__stop_seen(ipc_server *s)
 {
     /* Acquire [S]: pairs with the release in ipc_server_stop(). */
     return atomic_load_explicit(&s->stop_requested, memory_order_acquire) != 0;
+}
+
+/* The multiplexed wire's largest frame (the successor's bound): a longer
+ * one closes the connection. */
+#define IPC__MUX_FRAME_MAX ((size_t)1 << 30)
+
+/* Bytes of request id before each message's payload on o's wire. */
+static inline size_t ipc__wire_hdr(const ipc_server_options *o)
+{
+    return o->wire == IPC_WIRE_MUX ? IPC_WIRE_ID_SIZE : 0;
+}
+
+/* The largest payload o's wire carries. */
+static inline size_t ipc__wire_max(const ipc_server_options *o)
+{
+    return o->wire == IPC_WIRE_MUX ? IPC__MUX_FRAME_MAX - IPC_WIRE_ID_SIZE
+                                   : IPC_MAX_MESSAGE_LIMIT;
+}
+
+/* true while a reply waits for the run loop (kicked above). */
+static inline bool ipc__kick_seen(ipc_server *s)
+{
+    /* Acquire [K]: pairs with the release exchange in ipc__run_kick()
+     * (run.c); what it publishes is taken under the run's mutex anyway. */
+    return atomic_load_explicit(&s->kicked, memory_order_acquire) != 0;
 }
 
 /* The one mapping of "the peer is gone" to an errno, whatever the kernel or

@@ -305,8 +305,8 @@ static void print_once(const ipc_stats *s, const ipc_server_info *info)
     printf("messages  %" PRIu64 " in, %" PRIu64 " out; bytes %" PRIu64 " in, %" PRIu64 " out\n",
            s->messages_in, s->messages_out, s->bytes_in, s->bytes_out);
     printf("errors    %" PRIu64 " timeouts, %" PRIu64 " oversize, %" PRIu64 " resets, %" PRIu64
-           " other\n",
-           s->timeouts, s->oversize, s->resets, s->other_errors);
+           " other, %" PRIu64 " orphaned replies\n",
+           s->timeouts, s->oversize, s->resets, s->other_errors, s->orphans);
     printf("service   p50 %.2f us, p99 %.2f us, p99.9 %.2f us (%" PRIu64 " samples)\n",
            percentile_ns(s, 0.5) / 1e3, percentile_ns(s, 0.99) / 1e3,
            percentile_ns(s, 0.999) / 1e3, ipc_stats_samples(s));
@@ -327,6 +327,7 @@ static void print_once_json(const ipc_stats *s, const ipc_server_info *info)
         {"bytes_in", s->bytes_in},     {"bytes_out", s->bytes_out},
         {"timeouts", s->timeouts},     {"oversize", s->oversize},
         {"resets", s->resets},         {"other_errors", s->other_errors},
+        {"orphans", s->orphans},
         {"samples", ipc_stats_samples(s)},
     };
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++)

@@ -102,6 +102,7 @@ failed_wake:
 static void ipc__srv_install(ipc__shm_server *s, int id, const ipc__shm_slot *sl)
 {
     s->slots[id] = *sl;
+    s->slots[id].gen = ++s->last_gen;
     s->views[id] = &s->slots[id].seg.req;
     ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
     ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);

@@ -92,7 +92,8 @@ static void ipc__srv_resume(ipc__shm_server *s, int id)
     ipc__shm_slot *sl = &s->slots[id];
     if (sl->paused && sl->out_cost < ipc__pending_limit(&s->base) && !sl->doomed) {
         sl->paused = false;
-        s->views[id] = &sl->seg.req;
+        if (!sl->held)
+            s->views[id] = &sl->seg.req;
     }
 }
 
@@ -183,7 +184,7 @@ static bool ipc__srv_interrupt(void *arg)
     ipc__shm_server *s = arg;
     /* Relaxed admin_pending: only a reason to wake; ipc__srv_admin()'s
      * acquire exchange is what orders the watcher's hints. */
-    return ipc__stop_seen(&s->base) ||
+    return ipc__stop_seen(&s->base) || ipc__kick_seen(&s->base) ||
            atomic_load_explicit(&s->admin_pending, memory_order_relaxed) != 0 ||
            (s->n_out != 0 && ipc__srv_flushable(s));
 }
@@ -215,6 +216,8 @@ static int ipc__shm_server_wait_for_data(ipc_server *base, uint64_t deadline)
     for (;;) {
         if (ipc__stop_seen(&s->base))
             return -ECANCELED;
+        if (ipc__kick_seen(&s->base))
+            return -EINTR;
         ipc__srv_admin(s);
         if (s->n_out != 0)
             ipc__srv_flush_all(s);
@@ -577,6 +580,34 @@ static void ipc__shm_server_set_limit(ipc_server *base)
     atomic_store_explicit(&s->hello_limit, base->max_message, memory_order_relaxed);
 }
 
+static uint64_t ipc__shm_server_conn_gen(ipc_server *base, int client_id)
+{
+    ipc__shm_slot *sl = ipc__srv_slot(ipc__srv(base), client_id);
+    return sl == NULL ? 0 : sl->gen;
+}
+
+/* A held client is out of the round robin (views) like a paused one; its
+ * requests wait in its ring, and its sends block once the ring is full. */
+static void ipc__shm_server_hold(ipc_server *base, int client_id, bool held)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    ipc__shm_slot *sl = ipc__srv_slot(s, client_id);
+    if (sl == NULL || sl->held == held)
+        return;
+    sl->held = held;
+    if (held)
+        s->views[client_id] = NULL;
+    else if (!sl->paused && !sl->doomed)
+        s->views[client_id] = &sl->seg.req;
+}
+
+static void ipc__shm_server_disconnect(ipc_server *base, int client_id)
+{
+    ipc__shm_server *s = ipc__srv(base);
+    if (ipc__srv_slot(s, client_id) != NULL)
+        ipc__srv_kick(s, client_id);
+}
+
 static const ipc_server_ops ipc__shm_server_ops = {
     .name = "shm",
     IPC__SERVER_OPS(ipc__shm_server),
@@ -585,6 +616,9 @@ static const ipc_server_ops ipc__shm_server_ops = {
     .has_next = ipc__shm_server_has_next,
     .end_batch = ipc__shm_server_end_batch,
     .set_limit = ipc__shm_server_set_limit,
+    .conn_gen = ipc__shm_server_conn_gen,
+    .hold = ipc__shm_server_hold,
+    .disconnect = ipc__shm_server_disconnect,
 };
 
 ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
@@ -616,6 +650,7 @@ ipc_server *ipc__shm_server_create(const char *name, size_t max_clients,
     s->base.ops = &ipc__shm_server_ops;
     s->base.options = *resolved;
     atomic_init(&s->base.stop_requested, 0);
+    atomic_init(&s->base.kicked, 0);
     atomic_init(&s->hello_limit, resolved->max_message_size);
     memcpy(s->name, name, strlen(name) + 1);
     s->max_clients = max_clients;

@@ -47,6 +47,8 @@ typedef struct ipc__shm_slot {
     uint32_t peeked_len;
     bool loaned;        /* a reply is being written in place */
     bool wake_owed;     /* published to unannounced in a batch: wake at its end */
+    bool held;          /* by the run loop (ops->hold): its requests wait */
+    uint64_t gen;       /* this connection's number (ops->conn_gen) */
 } ipc__shm_slot;
 
 typedef struct ipc__shm_server {
@@ -73,6 +75,7 @@ typedef struct ipc__shm_server {
     /* The limit told to new clients: run() may lower base.max_message on
      * the server thread while the watcher builds a segment. */
     _Atomic size_t hello_limit;
+    uint64_t last_gen; /* the last connection's number; server thread */
     _Atomic uint32_t admin_pending;
     _Atomic uint32_t accept_pending;
 } ipc__shm_server;

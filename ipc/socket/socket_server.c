@@ -59,6 +59,8 @@ typedef struct ipc__conn {
     uint32_t owed;     /* requests handed out and not yet answered */
     bool lent;         /* the front frame is lent by peek() until release() */
     bool held;         /* output over the bound: no request handed out */
+    bool busy;         /* held by the run loop (ops->hold): none handed out */
+    uint64_t gen;      /* this connection's number (ops->conn_gen) */
     ipc__frame_reader rx;
     uint8_t *tx;       /* queued output: bytes [tx_off, tx_len) of tx_cap */
     size_t tx_off;
@@ -90,6 +92,7 @@ typedef struct ipc__socket_server {
     size_t initial_clients; /* first size of the table */
     size_t tx_busy; /* connections with queued output */
     uint64_t accept_paused_until; /* 0, or when to accept again */
+    uint64_t last_gen; /* the last connection's number */
 } ipc__socket_server;
 
 static ipc__socket_server *ipc__ss(ipc_server *s)
@@ -204,6 +207,7 @@ static void ipc__conn_drop(ipc__socket_server *s, uint32_t id)
     c->tx_off = c->tx_len = c->tx_cap = 0;
     c->queued = false;
     c->held = false;
+    c->busy = false;
     if (c->owed > 0 || c->lent)
         c->state = IPC_CONN_ZOMBIE;
     else
@@ -236,7 +240,8 @@ static bool ipc__has_frame(ipc__conn *c)
  * connection is held for output over its bound (back-pressure). */
 static bool ipc__conn_ready(ipc__conn *c)
 {
-    return c->state == IPC_CONN_LIVE && !c->lent && !c->held && ipc__has_frame(c);
+    return c->state == IPC_CONN_LIVE && !c->lent && !c->held && !c->busy &&
+           ipc__has_frame(c);
 }
 
 static void ipc__enqueue(ipc__socket_server *s, uint32_t id)
@@ -292,6 +297,7 @@ static int ipc__conn_add(ipc__socket_server *s, int fd)
         return err;
     }
     c->state = IPC_CONN_LIVE;
+    c->gen = ++s->last_gen;
     ipc__stat_add(s->base.stats.block, IPC__STAT_CONNECTS, 1);
     ipc__stat_add(s->base.stats.block, IPC__STAT_CLIENTS, 1);
     return 0;
@@ -377,7 +383,7 @@ static void ipc__conn_read(ipc__socket_server *s, uint32_t id)
     int r = ipc__frame_reader_peek(&c->rx, &p, &n);
     if (r < 0)
         ipc__conn_kick_oversize(s, id);
-    else if (r == 1 && !c->held)
+    else if (r == 1 && !c->held && !c->busy)
         ipc__enqueue(s, id);
     else if (r == 0)
         ipc__conn_settle(s, id);
@@ -569,6 +575,8 @@ static int ipc__socket_server_wait_for_data(ipc_server *base, uint64_t deadline)
     for (;;) {
         if (ipc__stop_seen(&s->base))
             return -ECANCELED;
+        if (ipc__kick_seen(&s->base))
+            return -EINTR;
         uint32_t id;
         while (ipc__idq_pop(&s->ready, &id)) {
             ipc__conn *c = &s->conns[id];
@@ -823,10 +831,55 @@ static void ipc__socket_server_destroy(ipc_server *base)
     free(s);
 }
 
+/* A zombie (dropped, replies still owed) keeps its number until its id is
+ * released: a late reply to it finds it and is discarded by send(). */
+static uint64_t ipc__socket_server_conn_gen(ipc_server *base, int client_id)
+{
+    ipc__conn *c = ipc__conn_get(ipc__ss(base), client_id);
+    return c == NULL || c->state == IPC_CONN_FREE ? 0 : c->gen;
+}
+
+static void ipc__socket_server_hold(ipc_server *base, int client_id, bool held)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state != IPC_CONN_LIVE || c->busy == held)
+        return;
+    c->busy = held;
+    if (!held && ipc__conn_ready(c))
+        ipc__enqueue(s, (uint32_t)client_id);
+}
+
+/* A request handed out will not be answered: owe nothing for it. */
+static void ipc__socket_server_forget(ipc_server *base, int client_id)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c == NULL || c->state == IPC_CONN_FREE || c->owed == 0)
+        return;
+    c->owed--;
+    if (c->state == IPC_CONN_ZOMBIE && c->owed == 0 && !c->lent)
+        ipc__release_id(s, (uint32_t)client_id);
+    else
+        ipc__conn_settle(s, (uint32_t)client_id);
+}
+
+static void ipc__socket_server_disconnect(ipc_server *base, int client_id)
+{
+    ipc__socket_server *s = ipc__ss(base);
+    ipc__conn *c = ipc__conn_get(s, client_id);
+    if (c != NULL && c->state == IPC_CONN_LIVE)
+        ipc__conn_kick(s, (uint32_t)client_id);
+}
+
 static const ipc_server_ops ipc__socket_server_ops = {
     .name = "socket",
     IPC__SERVER_OPS(ipc__socket_server),
     .set_limit = ipc__socket_server_set_limit,
+    .conn_gen = ipc__socket_server_conn_gen,
+    .hold = ipc__socket_server_hold,
+    .forget = ipc__socket_server_forget,
+    .disconnect = ipc__socket_server_disconnect,
 };
 
 ipc_server *ipc__socket_server_create(const char *path, int initial_clients,
