@@ -154,6 +154,29 @@ static void ipc__bell_set_asleep(ipc__bell *b, uint32_t v)
         atomic_store_explicit(&b->page->asleep, v, memory_order_relaxed);
 }
 
+/* epoll_wait slept to its timeout and ready() now holds, with asleep still
+ * set and the last W2 having missed the publish: by the handshake the
+ * publisher's P3 (an eventfd write) must follow. Wait up to the grace for
+ * it (wait.h: stalled waits). Cold: only a timeout with the condition held. */
+__attribute__((noinline, cold)) static void ipc__bell_judge_timeout(ipc__bell *b)
+{
+    uint64_t until = ipc__now_ns() + IPC__WAIT_STALL_GRACE_NS;
+    for (;;) {
+        uint64_t now = ipc__now_ns();
+        if (now >= until) {
+            ipc__wait_count_timeout_held(false);
+            return;
+        }
+        struct epoll_event evs[64];
+        int n = epoll_wait(b->ep, evs, 64, ipc__bell_ms(until, now));
+        if (n > 0) {
+            ipc__bell_consume(b, evs, n);
+            ipc__wait_count_timeout_held(true);
+            return;
+        }
+    }
+}
+
 int ipc__bell_wait(ipc__bell *b, bool (*ready)(void *), void *arg, uint64_t spin_ns,
                    uint64_t deadline_ns)
 {
@@ -172,8 +195,13 @@ int ipc__bell_wait(ipc__bell *b, bool (*ready)(void *), void *arg, uint64_t spin
         }
         struct epoll_event evs[64];
         int n = epoll_wait(b->ep, evs, 64, ipc__bell_ms(deadline_ns, now)); /* W3 */
-        if (n > 0)
+        if (n > 0) {
             ipc__bell_consume(b, evs, n);
+        } else if (n == 0 && ready(arg)) {
+            /* The sleep timed out with the condition held: lost or late? */
+            ipc__bell_judge_timeout(b);
+            break;
+        }
     }
     ipc__bell_set_asleep(b, 0);
     return rc;

@@ -82,6 +82,49 @@ static bool ipc__timeout_left(uint64_t deadline_ns, struct timespec *ts, struct 
     return true;
 }
 
+/* Stalled waits (wait.h). Relaxed: each is a statistic that orders
+ * nothing; a reader wants an eventual total, and the atomic add alone
+ * keeps increments from threads of the process from being lost. */
+static _Atomic uint64_t ipc__stalls;
+static _Atomic uint64_t ipc__late_wakes;
+
+uint64_t ipc__wait_stalls(void)
+{
+    /* Relaxed: a statistic (above). */
+    return atomic_load_explicit(&ipc__stalls, memory_order_relaxed);
+}
+
+uint64_t ipc__wait_late_wakes(void)
+{
+    /* Relaxed: a statistic (above). */
+    return atomic_load_explicit(&ipc__late_wakes, memory_order_relaxed);
+}
+
+void ipc__wait_count_timeout_held(bool p3_came)
+{
+    /* Relaxed: a statistic (above). */
+    atomic_fetch_add_explicit(p3_came ? &ipc__late_wakes : &ipc__stalls, 1, memory_order_relaxed);
+}
+
+/* The futex slept to its timeout and ready() now holds, while we are still
+ * announced (waiters) and seen was read at the W2 that missed the publish.
+ * By the handshake the publisher's P3 bumps seq past seen (wait.h): wait up
+ * to the grace for that. Cold: only a timeout with the condition held. */
+__attribute__((noinline, cold)) static void ipc__judge_timeout(ipc__waitpoint *w, uint32_t seen)
+{
+    uint64_t until = ipc__now_ns() + IPC__WAIT_STALL_GRACE_NS;
+    struct timespec ts, *rel;
+    /* Relaxed: only the value is compared; ready() already holds. */
+    while (atomic_load_explicit(&w->seq, memory_order_relaxed) == seen) {
+        if (!ipc__timeout_left(until, &ts, &rel)) {
+            ipc__wait_count_timeout_held(false);
+            return;
+        }
+        (void)ipc__futex(&w->seq, FUTEX_WAIT, seen, rel);
+    }
+    ipc__wait_count_timeout_held(true);
+}
+
 static int ipc__sleep(ipc__waitpoint *w, bool (*ready)(void *), void *arg, uint64_t deadline_ns)
 {
     /* W1 of the handshake: announce ourselves before looking at the state. */
@@ -102,7 +145,11 @@ static int ipc__sleep(ipc__waitpoint *w, bool (*ready)(void *), void *arg, uint6
         /* W3: sleeps only while seq still equals what we saw; EAGAIN (it
          * moved), EINTR and ETIMEDOUT all just loop: the deadline check
          * above is the only place a timeout is reported. */
-        (void)ipc__futex(&w->seq, FUTEX_WAIT, seen, rel);
+        if (ipc__futex(&w->seq, FUTEX_WAIT, seen, rel) < 0 && errno == ETIMEDOUT && ready(arg)) {
+            /* The sleep timed out with the condition held: lost or late? */
+            ipc__judge_timeout(w, seen);
+            break;
+        }
     }
     atomic_fetch_sub_explicit(&w->waiters, 1, memory_order_seq_cst);
     return rc;

@@ -92,6 +92,43 @@ void ipc__wait_notify(ipc__waitpoint *w);
 void ipc__wait_notify_pair(ipc__waitpoint *a, ipc__waitpoint *b);
 
 /*
+ * Stalled waits: a process-wide count of the waits (here and in bell.c)
+ * whose kernel sleep ended by its timeout while their condition held: a
+ * wake-up that was lost or came late. Zero on the hot path: only a sleep
+ * that timed out pays, and only when ready() then holds.
+ *
+ * Such a timeout is a stall only if the publish came before it, and a
+ * waiter cannot read the publisher's clock. It can rely on the handshake
+ * instead: it is still announced (waiters, or the bell's asleep) when it
+ * looks, and its last look before the sleep missed the publish, so by the
+ * fence pair the publisher's P2 sees it and P3 (the seq bump, the eventfd
+ * write) must follow, a few instructions after P1. So the waiter stays
+ * announced for IPC__WAIT_STALL_GRACE_NS more and waits for that P3:
+ *   - it comes (or came already): the wake was on its way when the timer
+ *     fired; the publish raced the timeout, or the publisher was descheduled
+ *     between its publish and its wake. A late wake, not ours:
+ *     ipc__wait_late_wakes() counts it, for information.
+ *   - it does not come within the grace: the publisher's P2 missed the
+ *     sleeper or it never notified; whenever it published, that is a lost
+ *     wake-up (or, when its P3 is due at the end of a batch longer than the
+ *     grace, a late one of our own making): ipc__wait_stalls() counts it.
+ * A publish after the timeout is never counted, its P3 comes within the
+ * grace. What this cannot see: a P3 of a later publish that arrives within
+ * the grace hides a lost one (the count errs low, never high); a futex
+ * wake lost after its seq bump (the kernel's part, assumed as in the
+ * models, docs/SHM.md §10); a publisher stopped for longer than the grace
+ * between P1 and P3 is counted.
+ */
+#define IPC__WAIT_STALL_GRACE_NS 1000000000ull
+
+uint64_t ipc__wait_stalls(void);
+uint64_t ipc__wait_late_wakes(void);
+
+/* For the other sleeps (bell.c): one timeout whose condition held, and
+ * whether its P3 came within the grace (late) or not (stall). */
+void ipc__wait_count_timeout_held(bool p3_came);
+
+/*
  * A standing subscription: while one is held, every ipc__wait_notify() on w
  * bumps seq and wakes, as if a waiter were always asleep. For a watcher that
  * follows seq from outside ipc__wait_until() (the event-fd relay): it reads

@@ -8,6 +8,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -279,3 +281,70 @@ TEST(Wait, NotifyWakesEverySleeper)
 }
 
 } // namespace
+
+namespace {
+
+// Waits on wp for *word >= 1 until a deadline 200 ms away, while another
+// thread, once the waiter is announced and asleep, stores 1 without any
+// notify and then runs after_timeout() once the deadline has passed.
+// Returns the wait's result.
+int SleepThroughAnUnnotifiedPublish(ipc__waitpoint *wp, _Atomic uint64_t *word,
+                                    const std::function<void()> &after_timeout)
+{
+    uint64_t deadline = NowNs() + kSec / 5;
+    std::thread publisher([&]() {
+        while (atomic_load_explicit(&wp->waiters, memory_order_relaxed) == 0)
+            std::this_thread::yield();
+        std::this_thread::sleep_for(std::chrono::milliseconds(20)); // asleep now
+        atomic_store_explicit(word, 1, memory_order_release);       // no notify
+        while (NowNs() < deadline + kSec / 100)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        after_timeout();
+    });
+    Want w{word, 1};
+    int rc = ipc__wait_until(wp, Reached, &w, 0, deadline);
+    publisher.join();
+    return rc;
+}
+
+}  // namespace
+
+// The counter's own specification: a sleep that times out while its
+// condition holds and no wake ever follows is a stall (the data is still
+// returned); one whose wake follows within the grace is a late wake.
+TEST(Wait, ATimeoutWithTheConditionHeldAndNoWakeEverIsCountedAsAStall)
+{
+    ipc__waitpoint wp;
+    ipc__waitpoint_init(&wp);
+    _Atomic uint64_t word = 0;
+    uint64_t stalls = ipc__wait_stalls();
+    uint64_t late = ipc__wait_late_wakes();
+    EXPECT_EQ(SleepThroughAnUnnotifiedPublish(&wp, &word, [] {}), 0);
+    EXPECT_EQ(ipc__wait_stalls(), stalls + 1);
+    EXPECT_EQ(ipc__wait_late_wakes(), late);
+}
+
+TEST(Wait, ATimeoutWhoseWakeFollowsWithinTheGraceIsLateNotAStall)
+{
+    ipc__waitpoint wp;
+    ipc__waitpoint_init(&wp);
+    _Atomic uint64_t word = 0;
+    uint64_t stalls = ipc__wait_stalls();
+    uint64_t late = ipc__wait_late_wakes();
+    EXPECT_EQ(SleepThroughAnUnnotifiedPublish(&wp, &word, [&] { ipc__wait_notify(&wp); }), 0);
+    EXPECT_EQ(ipc__wait_stalls(), stalls);
+    EXPECT_EQ(ipc__wait_late_wakes(), late + 1);
+}
+
+TEST(Wait, ATimeoutWithTheConditionFalseIsNeitherStallNorLate)
+{
+    ipc__waitpoint wp;
+    ipc__waitpoint_init(&wp);
+    _Atomic uint64_t word = 0;
+    uint64_t stalls = ipc__wait_stalls();
+    uint64_t late = ipc__wait_late_wakes();
+    Want w{&word, 1};
+    EXPECT_EQ(ipc__wait_until(&wp, Reached, &w, 0, NowNs() + kSec / 50), -ETIMEDOUT);
+    EXPECT_EQ(ipc__wait_stalls(), stalls);
+    EXPECT_EQ(ipc__wait_late_wakes(), late);
+}
