@@ -452,8 +452,13 @@ static void ipc__run_finish(ipc__run *r, ipc_server *s, ipc_request *q)
         uint8_t *p = q->reply != NULL ? q->reply : idonly;
         if (r->hdr != 0)
             ipc__put_le64(p, q->wire_id);
-        if (ipc__server_send(s, id, p, r->hdr + q->reply_len) == 0)
+        int rc = ipc__server_send(s, id, p, r->hdr + q->reply_len);
+        if (rc == 0)
             ipc__stat_latency(s->stats.block, ipc__stamp_ns(ipc__stamp() - q->taken));
+        else if (ipc__peer_gone(rc, false) == -ECONNRESET)
+            /* The connection was still there but its client had left (a
+             * socket half-closed by the client's exit): the same orphan. */
+            ipc__stat_add(s->stats.block, IPC__STAT_ORPHANS, 1);
     }
     if (q->deferred) {
         pthread_mutex_lock(&r->mu);

@@ -1,0 +1,476 @@
+// ipc_server_run() with worker threads, deferred replies (ipc_request_*)
+// and the multiplexed wire, on both transports.
+#include <errno.h>
+#include <string.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ipc/ipc.h"
+#include "ipc/testing/testing.h"
+
+namespace {
+
+constexpr uint64_t kSecond = 1000ull * 1000 * 1000;
+
+class Latch {
+  public:
+    void Open()
+    {
+        std::lock_guard<std::mutex> g(m_);
+        open_ = true;
+        cv_.notify_all();
+    }
+    void Wait()
+    {
+        std::unique_lock<std::mutex> g(m_);
+        cv_.wait(g, [this] { return open_; });
+    }
+
+  private:
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool open_ = false;
+};
+
+// What the handlers share with the test.
+struct Ctx {
+    Latch latch;
+    std::atomic<int> held{0};         // "latch" requests waiting in a handler
+    std::atomic<int> in_handler{0};   // handlers running now
+    std::atomic<int> most_at_once{0}; // the most that ran at once
+    std::mutex mu;
+    std::deque<ipc_request *> deferred;
+    std::condition_variable deferred_cv;
+};
+
+bool Is(const void *req, size_t len, const char *word)
+{
+    return len == strlen(word) && memcmp(req, word, len) == 0;
+}
+
+// Echoes; "latch" waits for the test to open the latch first; "SHUTDOWN"
+// answers "bye" and stops the server.
+ipc_action LatchEcho(void *arg, int, const void *req, size_t len, ipc_response *r)
+{
+    Ctx *c = static_cast<Ctx *>(arg);
+    int now = ++c->in_handler;
+    int most = c->most_at_once.load();
+    while (now > most && !c->most_at_once.compare_exchange_weak(most, now)) {
+    }
+    if (Is(req, len, "latch")) {
+        ++c->held;
+        c->latch.Wait();
+    }
+    --c->in_handler;
+    if (Is(req, len, "SHUTDOWN")) {
+        ipc_response_set(r, "bye", 3);
+        return IPC_SHUTDOWN;
+    }
+    ipc_response_set(r, req, len);
+    return IPC_CONTINUE;
+}
+
+// Defers every request but "now" (echoed at once) to the test.
+ipc_action DeferAll(void *arg, int, const void *req, size_t len, ipc_response *r)
+{
+    Ctx *c = static_cast<Ctx *>(arg);
+    if (Is(req, len, "now")) {
+        ipc_response_set(r, req, len);
+        return IPC_CONTINUE;
+    }
+    ipc_response_set(r, "not me", 6); // discarded by the deferral
+    ipc_request *q = ipc_response_defer(r);
+    if (q == nullptr)
+        return IPC_CONTINUE;
+    std::lock_guard<std::mutex> g(c->mu);
+    c->deferred.push_back(q);
+    c->deferred_cv.notify_all();
+    return IPC_CONTINUE;
+}
+
+ipc_request *TakeDeferred(Ctx &c)
+{
+    std::unique_lock<std::mutex> g(c.mu);
+    if (!c.deferred_cv.wait_for(g, std::chrono::seconds(10), [&] { return !c.deferred.empty(); }))
+        return nullptr;
+    ipc_request *q = c.deferred.front();
+    c.deferred.pop_front();
+    return q;
+}
+
+void PutLe64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint64_t GetLe64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+int SendMux(ipc_client *c, uint64_t id, const std::string &payload)
+{
+    std::vector<uint8_t> m(8 + payload.size());
+    PutLe64(m.data(), id);
+    memcpy(m.data() + 8, payload.data(), payload.size());
+    return ipc_client_send(c, m.data(), m.size(), 5 * kSecond);
+}
+
+// The next reply: its id and payload; false on an error.
+bool RecvMux(ipc_client *c, uint64_t *id, std::string *payload)
+{
+    std::vector<uint8_t> buf(1 << 16);
+    ssize_t n = ipc_client_recv(c, buf.data(), buf.size(), 10 * kSecond);
+    if (n < 8)
+        return false;
+    *id = GetLe64(buf.data());
+    payload->assign(reinterpret_cast<char *>(buf.data()) + 8, (size_t)n - 8);
+    return true;
+}
+
+std::string Recv(ipc_client *c)
+{
+    char buf[256];
+    ssize_t n = ipc_client_recv(c, buf, sizeof buf, 10 * kSecond);
+    return n < 0 ? "error " + std::to_string(n) : std::string(buf, (size_t)n);
+}
+
+std::string Echo(ipc_client *c, const std::string &m)
+{
+    if (ipc_client_send(c, m.data(), m.size(), 5 * kSecond) != 0)
+        return "send failed";
+    return Recv(c);
+}
+
+class Workers : public ::testing::TestWithParam<const char *> {
+  protected:
+    ipc_testing::ScopedDir dir;
+    std::string name;
+    ipc_server *server = nullptr;
+    std::thread runner;
+    std::atomic<int> run_rc{1};
+    std::atomic<bool> returned{false};
+    std::vector<ipc_client *> clients;
+    Ctx ctx;
+
+    bool shm() const { return strcmp(GetParam(), "shm") == 0; }
+
+    void Serve(ipc_server_options o, ipc_handler handler, size_t max_clients = 8)
+    {
+        name = shm() ? ipc_testing::UniqueName("wk") : dir.file("w.sock");
+        server = shm() ? ipc_server_create_shm_ex(name.c_str(), max_clients, &o)
+                       : ipc_server_create_socket_ex(name.c_str(), (int)max_clients, &o);
+        ASSERT_NE(server, nullptr);
+        ASSERT_EQ(ipc_server_listen(server), 0);
+        runner = std::thread([this, handler] {
+            run_rc = ipc_server_run(server, handler, &ctx, 0);
+            returned = true;
+        });
+    }
+
+    ipc_client *Connect()
+    {
+        ipc_client *c = shm() ? ipc_client_create_shm(name.c_str(), 0)
+                              : ipc_client_create_socket(name.c_str());
+        EXPECT_EQ(ipc_client_connect(c), 0);
+        clients.push_back(c);
+        return c;
+    }
+
+    void StopServer()
+    {
+        if (runner.joinable()) {
+            ipc_server_stop(server);
+            runner.join();
+        }
+    }
+
+    void TearDown() override
+    {
+        ctx.latch.Open();
+        StopServer();
+        for (ipc_client *c : clients)
+            ipc_client_destroy(c);
+        ipc_server_destroy(server);
+    }
+
+    ipc_stats Stats()
+    {
+        ipc_stats st;
+        EXPECT_EQ(ipc_server_stats(server, &st), 0);
+        return st;
+    }
+};
+
+void WaitFor(const std::function<bool()> &cond)
+{
+    for (int i = 0; i < 10000 && !cond(); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+TEST_P(Workers, AClientsRequestHeldInAHandlerHoldsNoOtherClient)
+{
+    ipc_server_options o = {};
+    o.workers = 2;
+    Serve(o, LatchEcho);
+    ipc_client *a = Connect();
+    ipc_client *b = Connect();
+    ASSERT_EQ(ipc_client_send(a, "latch", 5, 5 * kSecond), 0);
+    WaitFor([&] { return ctx.held.load() == 1; });
+    ASSERT_EQ(ctx.held.load(), 1);
+    for (int i = 0; i < 1000; i++) {
+        std::string m = "b" + std::to_string(i);
+        ASSERT_EQ(Echo(b, m), m);
+    }
+    ctx.latch.Open();
+    EXPECT_EQ(Recv(a), "latch");
+}
+
+TEST_P(Workers, OnTheMultiplexedWireRepliesLeaveInCompletionOrder)
+{
+    ipc_server_options o = {};
+    o.workers = 4;
+    o.wire = IPC_WIRE_MUX;
+    Serve(o, LatchEcho);
+    ipc_client *c = Connect();
+    ASSERT_EQ(SendMux(c, 1, "latch"), 0);
+    for (uint64_t id = 2; id <= 100; id++)
+        ASSERT_EQ(SendMux(c, id, "m" + std::to_string(id)), 0);
+    std::set<uint64_t> seen;
+    for (int k = 0; k < 99; k++) {
+        uint64_t id;
+        std::string p;
+        ASSERT_TRUE(RecvMux(c, &id, &p));
+        EXPECT_EQ(p, "m" + std::to_string(id));
+        EXPECT_TRUE(seen.insert(id).second) << "reply " << id << " twice";
+    }
+    EXPECT_EQ(seen.size(), 99u);
+    EXPECT_EQ(seen.count(1), 0u);
+    ctx.latch.Open();
+    uint64_t id;
+    std::string p;
+    ASSERT_TRUE(RecvMux(c, &id, &p));
+    EXPECT_EQ(id, 1u);
+    EXPECT_EQ(p, "latch");
+}
+
+TEST_P(Workers, TheLegacyWireAnswersEachConnectionInOrderWhileOthersOvertake)
+{
+    ipc_server_options o = {};
+    o.workers = 4;
+    Serve(o, LatchEcho);
+    ipc_client *a = Connect();
+    ipc_client *b = Connect();
+    ASSERT_EQ(ipc_client_send(a, "latch", 5, 5 * kSecond), 0);
+    for (int i = 0; i < 20; i++) // pipelined behind the held one
+        ASSERT_EQ(ipc_client_send(a, ("a" + std::to_string(i)).c_str(), 2 + (i > 9), 5 * kSecond),
+                  0);
+    WaitFor([&] { return ctx.held.load() == 1; });
+    for (int i = 0; i < 100; i++)
+        ASSERT_EQ(Echo(b, "b" + std::to_string(i)), "b" + std::to_string(i));
+    EXPECT_EQ(ctx.most_at_once.load(), 2) << "one of a's, one of b's";
+    ctx.latch.Open();
+    EXPECT_EQ(Recv(a), "latch");
+    for (int i = 0; i < 20; i++)
+        EXPECT_EQ(Recv(a), "a" + std::to_string(i));
+}
+
+TEST_P(Workers, ADeferredRequestIsAnsweredFromAnotherThreadAndKeepsLegacyOrder)
+{
+    Serve({}, DeferAll); // no workers: the handler runs on run()'s thread
+    ipc_client *c = Connect();
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ(ipc_client_send(c, ("r" + std::to_string(i)).c_str(), 2, 5 * kSecond), 0);
+    std::thread replier([&] {
+        for (int i = 0; i < 3; i++) {
+            ipc_request *q = TakeDeferred(ctx);
+            ASSERT_NE(q, nullptr);
+            {
+                // Legacy wire: the next request waits for this answer.
+                std::lock_guard<std::mutex> g(ctx.mu);
+                EXPECT_TRUE(ctx.deferred.empty());
+            }
+            size_t len;
+            const char *d = static_cast<const char *>(ipc_request_data(q, &len));
+            std::string reply = "re:" + std::string(d, len);
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            EXPECT_EQ(ipc_request_reply(q, reply.data(), reply.size()), 0);
+        }
+    });
+    for (int i = 0; i < 3; i++)
+        EXPECT_EQ(Recv(c), "re:r" + std::to_string(i));
+    replier.join();
+}
+
+TEST_P(Workers, AReplyToAClientThatLeftIsCountedAndNeverReachesTheNextConnection)
+{
+    Serve({}, DeferAll, 1);
+    ipc_client *a = Connect();
+    ASSERT_EQ(ipc_client_send(a, "for a", 5, 5 * kSecond), 0);
+    ipc_request *q = TakeDeferred(ctx);
+    ASSERT_NE(q, nullptr);
+    ipc_client_close(a); // leaves with its request in work
+    ipc_client *b = Connect();
+    // shm: b has a's slot (one slot); socket: a fresh id. Either way a's
+    // answer must not reach b.
+    EXPECT_EQ(Echo(b, "now"), "now"); // b is served: it holds its id now
+    ASSERT_EQ(ipc_request_reply(q, "late for a", 10), 0);
+    EXPECT_EQ(Echo(b, "now"), "now");
+    WaitFor([&] { return Stats().orphans == 1; });
+    EXPECT_EQ(Stats().orphans, 1u);
+    char buf[64];
+    EXPECT_EQ(ipc_client_recv(b, buf, sizeof buf, 50 * 1000 * 1000), -ETIMEDOUT);
+}
+
+TEST_P(Workers, ADroppedRequestOnTheMultiplexedWireGetsNoReplyAndTheConnectionGoesOn)
+{
+    ipc_server_options o = {};
+    o.wire = IPC_WIRE_MUX;
+    Serve(o, DeferAll);
+    ipc_client *c = Connect();
+    ASSERT_EQ(SendMux(c, 7, "drop me"), 0);
+    ipc_request *q = TakeDeferred(ctx);
+    ASSERT_NE(q, nullptr);
+    ipc_request_drop(q);
+    ASSERT_EQ(SendMux(c, 8, "now"), 0);
+    uint64_t id;
+    std::string p;
+    ASSERT_TRUE(RecvMux(c, &id, &p));
+    EXPECT_EQ(id, 8u);
+    EXPECT_EQ(p, "now");
+}
+
+TEST_P(Workers, ADroppedRequestOnTheLegacyWireDisconnectsItsClient)
+{
+    Serve({}, DeferAll);
+    ipc_client *c = Connect();
+    ASSERT_EQ(ipc_client_send(c, "drop me", 7, 5 * kSecond), 0);
+    ipc_request *q = TakeDeferred(ctx);
+    ASSERT_NE(q, nullptr);
+    ipc_request_drop(q);
+    char buf[16];
+    EXPECT_EQ(ipc_client_recv(c, buf, sizeof buf, 10 * kSecond), -ECONNRESET);
+    WaitFor([&] { return Stats().drops == 1; });
+    EXPECT_EQ(Stats().drops, 1u);
+}
+
+TEST_P(Workers, AMessageShorterThanItsIdDropsOnlyItsClient)
+{
+    ipc_server_options o = {};
+    o.wire = IPC_WIRE_MUX;
+    o.workers = 1;
+    Serve(o, LatchEcho);
+    ipc_client *bad = Connect();
+    ipc_client *good = Connect();
+    ASSERT_EQ(ipc_client_send(bad, "1234567", 7, 5 * kSecond), 0);
+    char buf[16];
+    EXPECT_EQ(ipc_client_recv(bad, buf, sizeof buf, 10 * kSecond), -ECONNRESET);
+    ASSERT_EQ(SendMux(good, 42, "fine"), 0);
+    uint64_t id;
+    std::string p;
+    ASSERT_TRUE(RecvMux(good, &id, &p));
+    EXPECT_EQ(id, 42u);
+    EXPECT_EQ(p, "fine");
+    EXPECT_GE(Stats().drops, 1u);
+}
+
+TEST_P(Workers, AHandlerShutdownLetsTheRequestsInWorkFinishAndBeAnswered)
+{
+    ipc_server_options o = {};
+    o.workers = 2;
+    Serve(o, LatchEcho);
+    ipc_client *a = Connect();
+    ipc_client *b = Connect();
+    ASSERT_EQ(ipc_client_send(a, "latch", 5, 5 * kSecond), 0);
+    WaitFor([&] { return ctx.held.load() == 1; });
+    EXPECT_EQ(Echo(b, "SHUTDOWN"), "bye");
+    EXPECT_FALSE(returned.load()) << "run() returned with a request in work";
+    ctx.latch.Open();
+    EXPECT_EQ(Recv(a), "latch");
+    runner.join();
+    EXPECT_EQ(run_rc.load(), 0);
+}
+
+TEST_P(Workers, ManyThreadsOfRequestsAllComeBackToTheirSenders)
+{
+    ipc_server_options o = {};
+    o.workers = 4;
+    o.wire = IPC_WIRE_MUX;
+    o.max_inflight_per_client = 8;
+    Serve(o, LatchEcho);
+    ctx.latch.Open();
+    constexpr int kClients = 4, kCalls = 2000;
+    std::vector<std::thread> threads;
+    std::atomic<int> bad{0};
+    for (int t = 0; t < kClients; t++) {
+        ipc_client *c = Connect();
+        threads.emplace_back([&, c, t] {
+            std::thread sender([&] {
+                for (int i = 0; i < kCalls; i++)
+                    if (SendMux(c, (uint64_t)t << 32 | (uint64_t)i,
+                                std::string((size_t)(i % 300), (char)('a' + i % 26))) != 0)
+                        ++bad;
+            });
+            std::vector<bool> got(kCalls);
+            for (int k = 0; k < kCalls; k++) {
+                uint64_t id;
+                std::string p;
+                if (!RecvMux(c, &id, &p)) {
+                    ++bad;
+                    break;
+                }
+                int i = (int)(id & 0xffffffff);
+                if ((int)(id >> 32) != t || i >= kCalls || got[(size_t)i] ||
+                    p != std::string((size_t)(i % 300), (char)('a' + i % 26)))
+                    ++bad;
+                else
+                    got[(size_t)i] = true;
+            }
+            sender.join();
+        });
+    }
+    for (auto &th : threads)
+        th.join();
+    EXPECT_EQ(bad.load(), 0);
+    EXPECT_EQ(Stats().orphans, 0u);
+}
+
+TEST(WorkersOptions, BadValuesGiveNoServer)
+{
+    ipc_testing::ScopedDir dir;
+    std::string path = dir.file("o.sock");
+    ipc_server_options o = {};
+    o.wire = 2;
+    EXPECT_EQ(ipc_server_create_socket_ex(path.c_str(), 1, &o), nullptr);
+    o = {};
+    o.workers = 1025;
+    EXPECT_EQ(ipc_server_create_socket_ex(path.c_str(), 1, &o), nullptr);
+    o = {};
+    o.wire = IPC_WIRE_MUX;
+    o.max_message_size = (size_t)1 << 30; // the id must fit in 1 GiB too
+    EXPECT_EQ(ipc_server_create_socket_ex(path.c_str(), 1, &o), nullptr);
+    o.max_message_size = ((size_t)1 << 30) - 8;
+    ipc_server *s = ipc_server_create_socket_ex(path.c_str(), 1, &o);
+    EXPECT_NE(s, nullptr);
+    ipc_server_destroy(s);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, Workers, ::testing::Values("socket", "shm"),
+                         [](const auto &info) { return std::string(info.param); });
+
+} // namespace
