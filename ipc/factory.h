@@ -16,6 +16,10 @@
 /* Gives a new transport client its counters; NULL (and nothing left, c is
  * destroyed) when c is NULL or out of memory. */
 ipc_client *ipc__client_init(ipc_client *c);
+/* The same, with the caller's options (NULL: the defaults). */
+ipc_client *ipc__client_init_ex(ipc_client *c, const ipc_client_options *o);
+/* NULL or valid options. */
+bool ipc__client_options_ok(const ipc_client_options *o);
 
 /* Gives a new transport server its name and counters; NULL (and nothing
  * left) when s is NULL or out of memory. */

@@ -41,6 +41,18 @@ ipc_client *ipc__client_init(ipc_client *c)
     return c;
 }
 
+ipc_client *ipc__client_init_ex(ipc_client *c, const ipc_client_options *o)
+{
+    if (c != NULL && o != NULL)
+        c->wire = o->wire;
+    return ipc__client_init(c);
+}
+
+bool ipc__client_options_ok(const ipc_client_options *o)
+{
+    return o == NULL || o->wire == IPC_WIRE_LEGACY || o->wire == IPC_WIRE_MUX;
+}
+
 int ipc_client_connect_timeout(ipc_client *c, uint64_t timeout_ns)
 {
     if (c == NULL)
@@ -108,6 +120,8 @@ static int ipc__client_send(ipc_client *c, const void *data, size_t len, uint64_
         return -EFAULT;
     if (len > IPC_MAX_MESSAGE_LIMIT)
         return -EMSGSIZE;
+    if (len < ipc__client_wire_hdr(c))
+        return -EINVAL; /* a multiplexed message begins with its id */
     if (!c->connected)
         return -ENOTCONN;
     int rc = c->ops->send(c, data, len, deadline);
@@ -218,7 +232,7 @@ int ipc_client_loan(ipc_client *c, size_t len, void **buf, uint64_t timeout_ns)
 
 int ipc_client_commit(ipc_client *c, size_t len)
 {
-    if (c == NULL || c->loan.owner != 0 || len > c->loan.len)
+    if (c == NULL || c->loan.owner != 0 || len > c->loan.len || len < ipc__client_wire_hdr(c))
         return -EINVAL;
     if (!c->connected)
         return -ENOTCONN;

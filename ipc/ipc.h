@@ -65,14 +65,46 @@ typedef struct ipc_server ipc_server;
 
 /* ------------------------------------------------------------------ client */
 
+/* How requests and replies are framed on a connection. */
+typedef enum {
+    /* The seed's: a message is its payload; a client's replies come in the
+     * order of its requests. bb.js and the seed's clients speak it. */
+    IPC_WIRE_LEGACY = 0,
+    /* Each message begins with a request id, a u64 little-endian, that the
+     * reply carries back (the module's successor's framing on sockets:
+     * [u32 LE len][u64 LE id][payload], len counting the id). Replies
+     * leave in completion order. Id 0 is reserved for messages the server
+     * starts. See docs/PROTOCOL.md. */
+    IPC_WIRE_MUX = 1,
+} ipc_wire;
+
+/* Bytes a request id takes at the front of a multiplexed message. */
+#define IPC_WIRE_ID_SIZE 8
+
+/* Options for the client _ex factories: zero-initialise, then set what you
+ * need. */
+typedef struct ipc_client_options {
+    /* The server's framing, an ipc_wire (default IPC_WIRE_LEGACY). On the
+     * multiplexed wire every message sent and received begins with its
+     * request id (IPC_WIRE_ID_SIZE bytes, u64 little-endian): send gives
+     * -EINVAL for a shorter one. A shared-memory server of the other wire
+     * refuses the connect with -EPROTO; a socket server cannot tell (see
+     * docs/PROTOCOL.md). */
+    uint32_t wire;
+} ipc_client_options;
+
 /* A client of the socket server at socket_path (at most 107 bytes: a longer
  * path gives NULL, it is never truncated). */
 ipc_client *ipc_client_create_socket(const char *socket_path);
+ipc_client *ipc_client_create_socket_ex(const char *socket_path,
+                                        const ipc_client_options *options);
 
 /* A client of the shared-memory server named base_name. max_clients 0 takes
  * whatever capacity the server serves; a non-zero value (at most 4096) must
  * match the server's: connect() gives -EINVAL otherwise. */
 ipc_client *ipc_client_create_shm(const char *base_name, size_t max_clients);
+ipc_client *ipc_client_create_shm_ex(const char *base_name, size_t max_clients,
+                                     const ipc_client_options *options);
 
 /* The number of clients a shared-memory server serves, as the last connect()
  * that reached it learnt (also one refused with -EINVAL for asking another
@@ -125,22 +157,6 @@ void ipc_client_close(ipc_client *c);
 void ipc_client_destroy(ipc_client *c);
 
 /* ------------------------------------------------------------------ server */
-
-/* How requests and replies are framed on a connection. */
-typedef enum {
-    /* The seed's: a message is its payload; a client's replies come in the
-     * order of its requests. bb.js and the seed's clients speak it. */
-    IPC_WIRE_LEGACY = 0,
-    /* Each message begins with a request id, a u64 little-endian, that the
-     * reply carries back (the module's successor's framing on sockets:
-     * [u32 LE len][u64 LE id][payload], len counting the id). Replies
-     * leave in completion order. Id 0 is reserved for messages the server
-     * starts. See docs/PROTOCOL.md. */
-    IPC_WIRE_MUX = 1,
-} ipc_wire;
-
-/* Bytes a request id takes at the front of a multiplexed message. */
-#define IPC_WIRE_ID_SIZE 8
 
 /* Options for the _ex factories. Zero-initialise, then set what you need:
  * every zero field takes its documented default. */

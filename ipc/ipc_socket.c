@@ -2,11 +2,17 @@
 #include "ipc/factory.h"
 #include "ipc/socket/socket_transport.h"
 
+ipc_client *ipc_client_create_socket_ex(const char *socket_path,
+                                        const ipc_client_options *options)
+{
+    if (socket_path == NULL || !ipc__client_options_ok(options))
+        return NULL;
+    return ipc__client_init_ex(ipc__socket_client_create(socket_path), options);
+}
+
 ipc_client *ipc_client_create_socket(const char *socket_path)
 {
-    if (socket_path == NULL)
-        return NULL;
-    return ipc__client_init(ipc__socket_client_create(socket_path));
+    return ipc_client_create_socket_ex(socket_path, NULL);
 }
 
 ipc_server *ipc_server_create_socket_ex(const char *socket_path, int max_clients,

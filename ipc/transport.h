@@ -82,7 +82,14 @@ struct ipc_client {
      * sending and the receiving thread of a full-duplex client (ipc.c). */
     _Atomic uint64_t sent_at;
     ipc__stats_block *stats;
+    uint32_t wire; /* ipc_client_options.wire */
 };
+
+/* Bytes of request id before each message on c's wire. */
+static inline size_t ipc__client_wire_hdr(const ipc_client *c)
+{
+    return c->wire == IPC_WIRE_MUX ? IPC_WIRE_ID_SIZE : 0;
+}
 
 typedef struct ipc_server_ops {
     const char *name;

@@ -67,7 +67,8 @@ static int ipc__srv_build(ipc__shm_server *s, int id, int fd, ipc__shm_slot *sl)
      * run() lowers at this moment is dropped only if it sends more. */
     size_t limit = atomic_load_explicit(&s->hello_limit, memory_order_relaxed);
     int seg_fd, rc = ipc__shm_segment_create(&sl->seg, s->base.options.ring_size, (uint32_t)id,
-                                             (uint32_t)s->max_clients, limit, &seg_fd);
+                                             (uint32_t)s->max_clients, limit,
+                                             s->base.options.wire, &seg_fd);
     if (rc < 0)
         return rc;
     if ((rc = ipc__bell_add(&s->bell, &sl->wake_fd)) < 0)

@@ -90,6 +90,8 @@ static int ipc__shm_client_connect(ipc_client *base, uint64_t deadline)
     c->wake_fd = fds[IPC_SHM_HELLO_WAKE];
     rc = ipc__shm_segment_map(&c->seg, fds[IPC_SHM_HELLO_SEGMENT], id, (uint32_t)c->max_clients,
                               &c->served);
+    if (rc == 0 && c->seg.wire != c->base.wire)
+        rc = -EPROTO; /* the server frames messages otherwise */
     if (rc == 0)
         rc = ipc__bell_map(fds[IPC_SHM_HELLO_BELL], IPC_SHM_VERSION, &c->bell);
     close(fds[IPC_SHM_HELLO_SEGMENT]); /* the mappings keep the memory */

@@ -53,7 +53,7 @@ typedef struct ipc__shm_seg_header {
     uint32_t creator_pid;  /*  56 the server's pid */
     uint32_t creator_uid;  /*  60 the server's uid */
     uint32_t max_request;  /*  64 longest request the server takes (<= ring max) */
-    uint32_t reserved32;   /*  68 zero */
+    uint32_t wire;         /*  68 ipc_wire: 0 legacy, 1 multiplexed (was zero) */
     uint64_t reserved[7];  /*  72 zero */
     /* 128: 1 once everything above is written (store-release, last). */
     alignas(64) _Atomic uint32_t ready;

@@ -28,7 +28,7 @@ static void ipc__shm_segment_prefault(ipc__shm_segment *seg)
 
 /* Writes the segment header and formats both rings; ready goes last. */
 static void ipc__shm_segment_format(ipc__shm_segment *seg, uint64_t ring, uint32_t id,
-                                    uint32_t max_clients, uint64_t max_request)
+                                    uint32_t max_clients, uint64_t max_request, uint32_t wire)
 {
     ipc__shm_seg_header *h = seg->hdr;
     h->magic = IPC_SHM_SEG_MAGIC;
@@ -45,6 +45,8 @@ static void ipc__shm_segment_format(ipc__shm_segment *seg, uint64_t ring, uint32
     uint64_t ring_max = ipc__spsc_max_payload(ring);
     h->max_request = (uint32_t)(max_request < ring_max ? max_request : ring_max);
     seg->max_request = h->max_request;
+    h->wire = wire;
+    seg->wire = wire;
     ipc__spsc_format((ipc__spsc_shared *)(seg->base + h->req_offset), ring);
     ipc__spsc_format((ipc__spsc_shared *)(seg->base + h->resp_offset), ring);
     /* Release: publishes the header and ring formats above. */
@@ -65,7 +67,7 @@ static int ipc__shm_segment_attach(ipc__shm_segment *seg, uint64_t ring, bool se
 }
 
 int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t id,
-                            uint32_t max_clients, uint64_t max_request, int *fd)
+                            uint32_t max_clients, uint64_t max_request, uint32_t wire, int *fd)
 {
     size_t size = ipc__shm_segment_size(ring_size);
     void *base;
@@ -74,7 +76,7 @@ int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t 
         return rc;
     *seg = (ipc__shm_segment){.base = base, .size = size, .hdr = base};
     ipc__shm_segment_prefault(seg);
-    ipc__shm_segment_format(seg, ring_size, id, max_clients, max_request);
+    ipc__shm_segment_format(seg, ring_size, id, max_clients, max_request, wire);
     if ((rc = ipc__shm_segment_attach(seg, ring_size, true)) < 0)
         goto failed_attach;
     *fd = seg_fd;
@@ -98,7 +100,7 @@ int ipc__shm_segment_check(const ipc__shm_seg_header *h, uint32_t id, uint32_t m
         h->req_offset != ipc__shm_req_offset() ||
         h->resp_offset != ipc__shm_resp_offset(h->ring_size) ||
         h->client_id != id || h->client_id >= h->max_clients ||
-        h->max_request > ipc__spsc_max_payload(h->ring_size))
+        h->max_request > ipc__spsc_max_payload(h->ring_size) || h->wire > 1)
         return -EPROTO;
     if (max_clients != 0 && h->max_clients != max_clients)
         return -EINVAL;
@@ -120,6 +122,7 @@ static int ipc__shm_segment_validate(ipc__shm_segment *seg, uint32_t id, uint32_
     if (rc < 0)
         return rc;
     seg->max_request = h.max_request;
+    seg->wire = h.wire;
     return ipc__shm_segment_attach(seg, h.ring_size, false) < 0 ? -EPROTO : 0;
 }
 

@@ -29,15 +29,16 @@ typedef struct ipc__shm_segment {
     ipc__spsc_ring req;  /* server: consumer; client: producer */
     ipc__spsc_ring resp; /* server: producer; client: consumer */
     uint32_t max_request; /* longest request the server takes */
+    uint32_t wire;        /* the server's ipc_wire */
 } ipc__shm_segment;
 
 /* Server: a new sealed segment for client `id` of `max_clients`, with rings
  * of ring_size bytes, formatted and attached; it tells the client that
  * requests over max_request bytes (capped at what the ring carries) are
- * refused. *fd is the memfd to pass to the client (the caller closes it).
- * 0 or -errno. */
+ * refused, and that the server speaks wire (an ipc_wire). *fd is the memfd
+ * to pass to the client (the caller closes it). 0 or -errno. */
 int ipc__shm_segment_create(ipc__shm_segment *seg, uint64_t ring_size, uint32_t id,
-                            uint32_t max_clients, uint64_t max_request, int *fd);
+                            uint32_t max_clients, uint64_t max_request, uint32_t wire, int *fd);
 
 /* Client: maps the segment fd received as client `id`, checks it and
  * attaches. max_clients 0 takes whatever the server serves. 0, -EPROTO (not

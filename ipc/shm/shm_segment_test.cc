@@ -25,7 +25,7 @@ class ServerSegment {
   public:
     explicit ServerSegment(uint64_t max_request = kMaxRequest)
     {
-        rc_ = ipc__shm_segment_create(&seg_, kRing, kId, kMaxClients, max_request, &fd_);
+        rc_ = ipc__shm_segment_create(&seg_, kRing, kId, kMaxClients, max_request, 0, &fd_);
     }
     ~ServerSegment()
     {
