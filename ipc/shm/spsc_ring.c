@@ -15,6 +15,7 @@
 #include "ipc/shm/spsc_ring.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Bytes one record of payload len takes: header + payload rounded up to 8. */
@@ -97,19 +98,31 @@ static int ipc__room(ipc__spsc_ring *r, uint64_t need)
     return r->capacity - (r->tail - r->other) >= need;
 }
 
+/* true when an early wrap may go now: the consumer is at most warm/4 bytes
+ * behind (so it passes the marker, and frees the skipped bytes, within a
+ * quarter window of reading) and the skip and the record fit. */
+static bool ipc__early_wrap_fits(const ipc__spsc_ring *r, uint64_t contig, uint64_t rec)
+{
+    uint64_t used = r->tail - r->other;
+    return used <= r->warm / 4 && r->capacity - used >= contig + rec;
+}
+
 /* Where a record of rec bytes goes: *skip bytes of wrap (to offset 0) before
  * it. 1 when it fits now, 0 when not, -EPROTO.
  *
  * A record that does not fit before the end wraps. One that fits but would
- * end past the warm window wraps too when the consumer has released the
- * bytes it needs at offset 0 (skip + rec free): a ping-pong or a short
- * pipeline then reuses the ring's first warm.. bytes instead of striding
- * through every page of it, which on this VM costs ~5 us per page a process
- * touches first however the page was populated (docs/BENCHMARKS.md, issue
- * 23). The cached head decides first; head is re-read for an early wrap at
- * most once per warm/4 bytes published, so a consumer that lags (a deep
- * pipeline) costs no extra cache-line transfer per message: the record then
- * goes on in place. */
+ * end past the warm window wraps too when the consumer keeps up: at most
+ * warm/4 bytes behind, and skip + rec free. A ping-pong or a short pipeline
+ * then reuses the ring's first `warm` bytes instead of striding through
+ * every page of it, which on this VM costs ~5 us per page a process touches
+ * first, however the page was populated (docs/BENCHMARKS.md, issue 23).
+ * Until the consumer reads past the marker, the producer has the bytes
+ * before head at offset 0 (at least 3/4 of the window less a record)
+ * instead of the whole ring: a burst beyond that waits for a consumer that
+ * is at most warm/4 behind. A consumer that lags further gets the whole
+ * ring as before. The cached head decides first; head is re-read for an
+ * early wrap at most once per warm/4 bytes published, so a deep pipeline
+ * pays no extra cache-line transfer per message. */
 static int ipc__place(ipc__spsc_ring *r, uint64_t rec, uint64_t *skip)
 {
     uint64_t off = r->tail & r->mask;
@@ -118,13 +131,13 @@ static int ipc__place(ipc__spsc_ring *r, uint64_t rec, uint64_t *skip)
     if (rec > contig)
         return ipc__room(r, contig + rec);
     if (off != 0 && off + rec > r->warm) {
-        if (r->capacity - (r->tail - r->other) >= contig + rec)
+        if (ipc__early_wrap_fits(r, contig, rec))
             return 1;
         if (r->tail >= r->retry) {
             int rc = ipc__load_head(r);
             if (rc < 0)
                 return rc;
-            if (r->capacity - (r->tail - r->other) >= contig + rec)
+            if (ipc__early_wrap_fits(r, contig, rec))
                 return 1;
             r->retry = r->tail + r->warm / 4;
         }

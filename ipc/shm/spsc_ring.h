@@ -22,8 +22,8 @@
  *
  * The producer also wraps early, the same way, when a record would end past
  * the warm window (IPC__SPSC_WARM_WINDOW bytes, or the capacity if less)
- * and the consumer has already released the bytes it needs at offset 0: a
- * consumer that keeps up then keeps both sides on the ring's first pages
+ * and the consumer keeps up (at most a quarter window behind, and the bytes
+ * needed at offset 0 released): both sides then stay on the ring's first pages
  * instead of striding through all of it (the ABI always allowed a marker
  * anywhere mid-ring; docs/BENCHMARKS.md, issue 23, has why it matters).
  *
