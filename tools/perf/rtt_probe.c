@@ -5,6 +5,9 @@
  *   rtt_probe shm|shm_zc|socket|raw_spin COUNT SIZE
  *
  * RTT_PROBE_PIN=1 pins the server to CPU 1 and the client to CPU 0.
+ * RTT_PROBE_WINDOW=W (shm, socket) pipelines instead: W requests in
+ * flight, one new request per reply, COUNT replies in all (per message,
+ * callgrind_rtt.sh then counts a pipelined message, not a round trip).
  * RTT_PROBE_PHASES=1 prints, for each side, wall time, CPU time and minor
  * page faults per round trip over round trips 1, 2-10, 11-40 and 41-COUNT
  * (where a new connection's first pass costs; docs/BENCHMARKS.md, issue 23).
@@ -286,6 +289,24 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
         probe_die("connect", rc);
     static probe_phases client_ph;
     client_ph.at[0] = probe_snap_now();
+    const char *win_env = getenv("RTT_PROBE_WINDOW");
+    long window = win_env != NULL ? strtol(win_env, NULL, 10) : 0;
+    if (window > 1 && !zero_copy) {
+        long sent = 0;
+        for (long got = 0; got < count; got++) {
+            while (sent < count && sent - got < window) {
+                if ((rc = ipc_client_send(c, msg, size, 0)) < 0)
+                    probe_die("send", rc);
+                sent++;
+            }
+            ssize_t n = ipc_client_recv(c, out, PROBE_MAX_SIZE, 0);
+            if (n < 0)
+                probe_die("recv", (int)n);
+            if ((size_t)n != size || memcmp(out, msg, size) != 0)
+                probe_die("echo differs", -EPROTO);
+        }
+        count = 0; /* done: skip the ping-pong below */
+    }
     for (long i = 0; i < count; i++) {
         ssize_t n = zero_copy ? probe_zc_round_trip(c, msg, size, out)
                               : probe_copy_round_trip(c, msg, size, out);
