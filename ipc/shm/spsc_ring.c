@@ -15,6 +15,7 @@
 #include "ipc/shm/spsc_ring.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 /* Bytes one record of payload len takes: header + payload rounded up to 8. */
@@ -64,6 +65,7 @@ int ipc__spsc_attach(ipc__spsc_ring *ring, ipc__spsc_shared *shared, void *data,
         .capacity = capacity,
         .mask = capacity - 1,
         .role = role,
+        .warm = capacity < IPC__SPSC_WARM_WINDOW ? capacity : IPC__SPSC_WARM_WINDOW,
     };
     return 0;
 }
@@ -84,14 +86,6 @@ static int ipc__load_head(ipc__spsc_ring *r)
     return 0;
 }
 
-/* Bytes a record of rec bytes needs at the current tail, wrap included. */
-static uint64_t ipc__need(const ipc__spsc_ring *r, uint64_t rec, uint64_t *skip)
-{
-    uint64_t contig = r->capacity - (r->tail & r->mask);
-    *skip = rec <= contig ? 0 : contig;
-    return *skip + rec;
-}
-
 /* 1 when need bytes are free (re-reading head only when the cached copy
  * says no), 0 when not, -EPROTO. */
 static int ipc__room(ipc__spsc_ring *r, uint64_t need)
@@ -104,6 +98,54 @@ static int ipc__room(ipc__spsc_ring *r, uint64_t need)
     return r->capacity - (r->tail - r->other) >= need;
 }
 
+/* true when an early wrap may go now: the consumer is at most warm/4 bytes
+ * behind (so it passes the marker, and frees the skipped bytes, within a
+ * quarter window of reading) and the skip and the record fit. */
+static bool ipc__early_wrap_fits(const ipc__spsc_ring *r, uint64_t contig, uint64_t rec)
+{
+    uint64_t used = r->tail - r->other;
+    return used <= r->warm / 4 && r->capacity - used >= contig + rec;
+}
+
+/* Where a record of rec bytes goes: *skip bytes of wrap (to offset 0) before
+ * it. 1 when it fits now, 0 when not, -EPROTO.
+ *
+ * A record that does not fit before the end wraps. One that fits but would
+ * end past the warm window wraps too when the consumer keeps up: at most
+ * warm/4 bytes behind, and skip + rec free. A ping-pong or a short pipeline
+ * then reuses the ring's first `warm` bytes instead of striding through
+ * every page of it, which on this VM costs ~5 us per page a process touches
+ * first, however the page was populated (docs/BENCHMARKS.md, issue 23).
+ * Until the consumer reads past the marker, the producer has the bytes
+ * before head at offset 0 (at least 3/4 of the window less a record)
+ * instead of the whole ring: a burst beyond that waits for a consumer that
+ * is at most warm/4 behind. A consumer that lags further gets the whole
+ * ring as before. The cached head decides first; head is re-read for an
+ * early wrap at most once per warm/4 bytes published, so a deep pipeline
+ * pays no extra cache-line transfer per message. */
+static int ipc__place(ipc__spsc_ring *r, uint64_t rec, uint64_t *skip)
+{
+    uint64_t off = r->tail & r->mask;
+    uint64_t contig = r->capacity - off;
+    *skip = contig;
+    if (rec > contig)
+        return ipc__room(r, contig + rec);
+    if (off != 0 && off + rec > r->warm) {
+        if (ipc__early_wrap_fits(r, contig, rec))
+            return 1;
+        if (r->tail >= r->retry) {
+            int rc = ipc__load_head(r);
+            if (rc < 0)
+                return rc;
+            if (ipc__early_wrap_fits(r, contig, rec))
+                return 1;
+            r->retry = r->tail + r->warm / 4;
+        }
+    }
+    *skip = 0;
+    return ipc__room(r, rec);
+}
+
 int ipc__spsc_writable(ipc__spsc_ring *ring, size_t len)
 {
     if (ring->broken)
@@ -111,17 +153,22 @@ int ipc__spsc_writable(ipc__spsc_ring *ring, size_t len)
     if (len > ipc__spsc_max_payload(ring->capacity))
         return -EMSGSIZE;
     uint64_t skip;
-    return ipc__room(ring, ipc__need(ring, ipc__record(len), &skip));
+    return ipc__place(ring, ipc__record(len), &skip);
 }
 
 int ipc__spsc_claim(ipc__spsc_ring *ring, size_t len, void **payload)
 {
-    int rc = ipc__spsc_writable(ring, len);
+    if (ring->broken)
+        return ring->broken;
+    if (len > ipc__spsc_max_payload(ring->capacity))
+        return -EMSGSIZE;
+    uint64_t skip;
+    int rc = ipc__place(ring, ipc__record(len), &skip);
     if (rc <= 0)
         return rc;
     uint64_t off = ring->tail & ring->mask;
-    (void)ipc__need(ring, ipc__record(len), &ring->skip);
-    if (ring->skip != 0) {
+    ring->skip = skip;
+    if (skip != 0) {
         /* The marker lies in free space [tail, tail + skip): the consumer
          * reads it only after [T] publishes it with the record. */
         ipc__store_header(ring->data + off, IPC__SPSC_WRAP);

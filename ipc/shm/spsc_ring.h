@@ -20,6 +20,13 @@
  * Hence every payload up to ipc__spsc_max_payload(capacity) fits an empty
  * ring, and a longer one gives -EMSGSIZE instead of waiting forever.
  *
+ * The producer also wraps early, the same way, when a record would end past
+ * the warm window (IPC__SPSC_WARM_WINDOW bytes, or the capacity if less)
+ * and the consumer keeps up (at most a quarter window behind, and the bytes
+ * needed at offset 0 released): both sides then stay on the ring's first pages
+ * instead of striding through all of it (the ABI always allowed a marker
+ * anywhere mid-ring; docs/BENCHMARKS.md, issue 23, has why it matters).
+ *
  * Trust: the peer may be hostile. Each side keeps its own index privately
  * and never reads it back; every value read from shared memory is loaded
  * once, validated, then used. Corruption gives -EPROTO, never a crash, an
@@ -43,6 +50,10 @@ extern "C" {
 #define IPC__SPSC_MAX_CAPACITY ((size_t)1 << 31)
 /* Record header length meaning "skip to offset 0". */
 #define IPC__SPSC_WRAP 0xFFFFFFFFu
+/* The producer wraps early rather than let a record end past this offset,
+ * when the consumer's released bytes allow (a process-private choice: not
+ * ABI). */
+#define IPC__SPSC_WARM_WINDOW ((uint64_t)64 * 1024)
 
 typedef struct ipc__spsc_shared {
     alignas(128) _Atomic uint64_t tail;
@@ -74,6 +85,8 @@ typedef struct ipc__spsc_ring {
     uint64_t head;    /* consumer: own index (never read back from shared) */
     uint64_t other;   /* last validated index of the other side */
     uint64_t skip;    /* producer: wrap bytes before the claimed record */
+    uint64_t warm;    /* producer: the warm window (<= capacity) */
+    uint64_t retry;   /* producer: no head re-read for an early wrap below this tail */
     uint64_t claimed; /* producer: payload bytes claimed */
     uint64_t pending; /* consumer: bytes the peeked frame releases, 0: none */
     const uint8_t *peeked; /* consumer: the peeked payload (while pending) */

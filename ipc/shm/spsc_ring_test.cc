@@ -181,6 +181,56 @@ TEST(SpscRing, ExactLargestFrameFitsAtEveryOffset)
     }
 }
 
+// A consumer that keeps up keeps the producer within the warm window: each
+// record that would end past it starts at offset 0 again (a marker, as at the
+// ring's end), so a ping-pong touches the ring's first pages only.
+TEST(SpscRing, PingPongStaysInTheWarmWindow)
+{
+    const size_t cap = (size_t)4 << 20;
+    Ring r(cap);
+    for (size_t len : {(size_t)0, (size_t)56, (size_t)1000, (size_t)65536, (size_t)300000}) {
+        std::vector<uint8_t> frame(len), out(len + 1);
+        uint64_t end_max = 0;
+        for (uint64_t i = 0; i < 2000; i++) {
+            void *p;
+            ASSERT_EQ(ipc__spsc_claim(&r.prod, len, &p), 1);
+            uint64_t end = (uint64_t)(static_cast<uint8_t *>(p) - r.data) + len;
+            end_max = end > end_max ? end : end_max;
+            Fill(static_cast<uint8_t *>(p), len, i);
+            ipc__spsc_publish(&r.prod, len);
+            ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), out.size()), (long)len);
+            ASSERT_TRUE(Check(out.data(), len, i));
+        }
+        // Past the window by at most one record (the first one placed in
+        // place while the head was not re-read yet) and its header.
+        EXPECT_LE(end_max, IPC__SPSC_WARM_WINDOW + 2 * (len + 16)) << len;
+    }
+}
+
+// A consumer more than a quarter window behind gets the whole ring, as
+// before: no early wrap is taken while it lags.
+TEST(SpscRing, LaggingConsumerStillGetsTheWholeRing)
+{
+    const size_t cap = (size_t)1 << 20;
+    Ring r(cap);
+    std::vector<uint8_t> frame(1000), out(1000);
+    // Half the window first, consumed, so the next lap starts mid-window.
+    for (int i = 0; i < 30; i++) {
+        ASSERT_EQ(ipc__spsc_push(&r.prod, frame.data(), frame.size()), 1);
+        ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), out.size()), 1000);
+    }
+    size_t pushed = 0;
+    while (ipc__spsc_push(&r.prod, frame.data(), frame.size()) == 1)
+        pushed++;
+    // 1008-byte records: all that fit from here to the end, then from 0 up to
+    // the head (the wrap skips the tail end, as a normal wrap does).
+    size_t off = 30 * 1008, rec = 1008;
+    EXPECT_EQ(pushed, (cap - off) / rec + off / rec);
+    for (size_t i = 0; i < pushed; i++)
+        ASSERT_EQ(ipc__spsc_pop(&r.cons, out.data(), out.size()), 1000);
+    EXPECT_EQ(ipc__spsc_pop(&r.cons, out.data(), out.size()), -EAGAIN);
+}
+
 TEST(SpscRing, FullThenSpaceAgain)
 {
     Ring r(4096);

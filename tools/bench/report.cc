@@ -141,12 +141,13 @@ void PrintHeader(const Results &r)
         printf("pinning:  none (fewer than 2 CPUs allowed): numbers mix both ends on one CPU\n");
     const Budget &b = r.budget;
     printf("budget:   hot <= %llu iters / %llu ms, cold <= %llu samples / %llu ms with a "
-           "%llu-%llu ms idle gap, throughput %llu ms, idle %llu ms, per case\n",
+           "%llu-%llu ms idle gap, throughput %llu ms, idle %llu ms, per case, each hot and "
+           "throughput case after %llu ms of warm-up\n",
            (unsigned long long)b.hot_iters, (unsigned long long)(b.hot_ns / 1000000),
            (unsigned long long)b.cold_iters, (unsigned long long)(b.cold_ns / 1000000),
            (unsigned long long)(b.gap_min_ns / 1000000),
            (unsigned long long)(b.gap_max_ns / 1000000), (unsigned long long)(b.tput_ns / 1000000),
-           (unsigned long long)(b.idle_ns / 1000000));
+           (unsigned long long)(b.idle_ns / 1000000), (unsigned long long)(b.warmup_ns / 1000000));
     for (const auto &t : r.transports)
         if (t.status != Status::kOk)
             printf("note:     %s %s: %s\n", t.label.c_str(), StatusName(t.status), t.note.c_str());

@@ -5,6 +5,12 @@
  *   rtt_probe shm|shm_zc|socket|raw_spin COUNT SIZE
  *
  * RTT_PROBE_PIN=1 pins the server to CPU 1 and the client to CPU 0.
+ * RTT_PROBE_WINDOW=W (shm, socket) pipelines instead: W requests in
+ * flight, one new request per reply, COUNT replies in all (per message,
+ * callgrind_rtt.sh then counts a pipelined message, not a round trip).
+ * RTT_PROBE_PHASES=1 prints, for each side, wall time, CPU time and minor
+ * page faults per round trip over round trips 1, 2-10, 11-40 and 41-COUNT
+ * (where a new connection's first pass costs; docs/BENCHMARKS.md, issue 23).
  * Run under `valgrind --tool=callgrind` by tools/perf/callgrind_rtt.sh,
  * which counts only our own work per round trip (waiting is toggled off).
  * raw_spin is the floor: two processes, one shared page, a sequence number
@@ -20,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,15 +109,79 @@ static int probe_raw(long count, size_t size, const unsigned char *msg, unsigned
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -ECHILD;
 }
 
+/* --------------------------------------------------------------- phases */
+
+/* Round trips 1, 2-10, 11-40, 41-: boundaries after which a snapshot is taken. */
+static const long probe_phase_end[] = {1, 10, 40};
+#define PROBE_PHASES 4
+
+typedef struct {
+    uint64_t wall_ns, cpu_ns, minflt;
+} probe_snap;
+
+static bool probe_phases_on(void)
+{
+    const char *v = getenv("RTT_PROBE_PHASES");
+    return v != NULL && strcmp(v, "1") == 0;
+}
+
+static probe_snap probe_snap_now(void)
+{
+    struct timespec w, c;
+    struct rusage ru;
+    clock_gettime(CLOCK_MONOTONIC, &w);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c);
+    getrusage(RUSAGE_THREAD, &ru);
+    return (probe_snap){(uint64_t)w.tv_sec * 1000000000ull + (uint64_t)w.tv_nsec,
+                        (uint64_t)c.tv_sec * 1000000000ull + (uint64_t)c.tv_nsec,
+                        (uint64_t)ru.ru_minflt};
+}
+
+typedef struct {
+    long done;
+    int next;
+    probe_snap at[PROBE_PHASES + 1];
+} probe_phases;
+
+/* Called after each round trip (or each request served). */
+static void probe_phase_tick(probe_phases *p)
+{
+    p->done++;
+    if (p->next < PROBE_PHASES - 1 && p->done == probe_phase_end[p->next])
+        p->at[++p->next] = probe_snap_now();
+}
+
+static void probe_phase_print(probe_phases *p, const char *side)
+{
+    p->at[p->next + 1] = probe_snap_now();
+    long from = 0;
+    for (int i = 0; i <= p->next; i++) {
+        long to = i < PROBE_PHASES - 1 && i < p->next ? probe_phase_end[i] : p->done;
+        long n = to - from;
+        if (n > 0)
+            fprintf(stderr,
+                    "%s round trips %5ld-%-7ld wall %9.2f us  cpu %9.2f us  minflt %7.2f per rt\n",
+                    side, from + 1, to, (double)(p->at[i + 1].wall_ns - p->at[i].wall_ns) / 1e3 / n,
+                    (double)(p->at[i + 1].cpu_ns - p->at[i].cpu_ns) / 1e3 / n,
+                    (double)(p->at[i + 1].minflt - p->at[i].minflt) / n);
+        from = to;
+    }
+}
+
 /* ------------------------------------------------------------------ ipc */
 
 static ipc_action probe_echo(void *ctx, int client_id, const void *req, size_t len,
                              ipc_response *resp)
 {
-    (void)ctx;
+    probe_phases *ph = ctx;
     (void)client_id;
     if (len == 0)
         return IPC_SHUTDOWN; /* the probe's own "done" */
+    if (ph != NULL) {
+        if (ph->done == 0)
+            ph->at[0] = probe_snap_now(); /* from the first request's arrival */
+        probe_phase_tick(ph);
+    }
     ipc_response_set(resp, req, len);
     return IPC_CONTINUE;
 }
@@ -204,7 +275,10 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
         ipc_server *s = probe_server(kind, name);
         if (s == NULL)
             _exit(2);
-        int rc = ipc_server_run(s, probe_echo, NULL, 0);
+        static probe_phases server_ph;
+        int rc = ipc_server_run(s, probe_echo, probe_phases_on() ? &server_ph : NULL, 0);
+        if (probe_phases_on())
+            probe_phase_print(&server_ph, "server");
         ipc_server_destroy(s);
         _exit(rc == 0 ? 0 : 3);
     }
@@ -213,6 +287,26 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
     int rc = c == NULL ? -EINVAL : probe_connect(c);
     if (rc < 0)
         probe_die("connect", rc);
+    static probe_phases client_ph;
+    client_ph.at[0] = probe_snap_now();
+    const char *win_env = getenv("RTT_PROBE_WINDOW");
+    long window = win_env != NULL ? strtol(win_env, NULL, 10) : 0;
+    if (window > 1 && !zero_copy) {
+        long sent = 0;
+        for (long got = 0; got < count; got++) {
+            while (sent < count && sent - got < window) {
+                if ((rc = ipc_client_send(c, msg, size, 0)) < 0)
+                    probe_die("send", rc);
+                sent++;
+            }
+            ssize_t n = ipc_client_recv(c, out, PROBE_MAX_SIZE, 0);
+            if (n < 0)
+                probe_die("recv", (int)n);
+            if ((size_t)n != size || memcmp(out, msg, size) != 0)
+                probe_die("echo differs", -EPROTO);
+        }
+        count = 0; /* done: skip the ping-pong below */
+    }
     for (long i = 0; i < count; i++) {
         ssize_t n = zero_copy ? probe_zc_round_trip(c, msg, size, out)
                               : probe_copy_round_trip(c, msg, size, out);
@@ -220,7 +314,10 @@ static int probe_ipc(const char *kind, long count, size_t size, const unsigned c
             probe_die("round trip", (int)n);
         if ((size_t)n != size || memcmp(out, msg, size) != 0)
             probe_die("echo differs", -EPROTO);
+        probe_phase_tick(&client_ph);
     }
+    if (probe_phases_on())
+        probe_phase_print(&client_ph, "client");
     (void)ipc_client_send(c, "", 0, 0);
     (void)ipc_client_recv(c, out, PROBE_MAX_SIZE, 0);
     ipc_client_destroy(c);

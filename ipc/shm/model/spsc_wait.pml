@@ -4,7 +4,8 @@
  *
  * Models, file by file:
  *   ipc/shm/spsc_ring.c  ipc__spsc_push (ipc__spsc_claim, ipc__spsc_writable,
- *                        ipc__room, ipc__need, ipc__load_head,
+ *                        ipc__room, ipc__place (early wrap included),
+ *                        ipc__load_head,
  *                        ipc__spsc_publish, ipc__spsc_publish_nowake),
  *                        ipc__spsc_wait_writable, ipc__writable_ready,
  *                        ipc__spsc_pop (ipc__spsc_peek, ipc__load_tail,
@@ -101,8 +102,14 @@ byte chead, cother;                     /* consumer: head, cached tail */
  * shared one only when the cache says "full". */
 inline writable(v)
 {
+    /* ipc__place: a record that fits before the end may still wrap early
+     * (marker mid-ring, record at offset 0) when the skip and the record
+     * fit now; the C does so only past its warm window with the consumer
+     * close behind, the model at any offset it may: a superset. */
     if
     :: prec <= CAP - ptail % CAP -> pskip = 0
+    :: ptail % CAP != 0 && prec <= CAP - ptail % CAP &&
+       CAP - (ptail - pother) >= CAP - ptail % CAP + prec -> pskip = CAP - ptail % CAP
     :: else -> pskip = CAP - ptail % CAP
     fi;
     pneed = pskip + prec;
