@@ -159,6 +159,28 @@ expect_exit 0 "$ipc" ping --shm "$shm64" --clients 2 --count 10
 expect_exit 1 "$ipc" ping --shm "$shm64" --clients 3 --count 10
 err_has "shm $shm64 serves 2 clients, --clients asked for 3; omit --clients"
 
+# --- the multiplexed wire and workers -----------------------------------------
+expect_exit 2 "$ipc" serve --socket "$dir/mx" --wire json
+err_has "bad value for --wire: 'json' \(legacy or mux\)"
+expect_exit 2 "$ipc" serve --socket "$dir/mx" --workers 1025
+expect_exit 2 "$ipc" serve --socket "$dir/mx" --sleep-us 5 --spin-us 5
+err_has "give --sleep-us or --spin-us, not both"
+expect_exit 2 "$ipc" serve --socket "$dir/mx" --wire mux --max-message 2G
+err_has "the mux wire carries at most 1 GiB - 8 bytes"
+expect_exit 2 "$ipc" ping --socket "$dir/mx" --inflight 4
+err_has "\-\-inflight needs \-\-wire mux"
+serve --socket "$dir/mx.sock" --wire mux --workers 4 --sleep-us 200
+wait_sock "$dir/mx.sock"
+expect_exit 0 "$ipc" ping --socket "$dir/mx.sock" --wire mux --inflight 16 --count 400 --size 100 --json
+json "$dir/out" "d['count'] == 400 and d['size'] == 100"
+serve --shm "mx$$" --wire mux --workers 2 --spin-us 50 --clients 2
+for _ in $(seq 100); do "$ipc" ping --shm "mx$$" --wire mux --count 1 >/dev/null 2>&1 && break; sleep 0.05; done
+expect_exit 0 "$ipc" ping --shm "mx$$" --wire mux --inflight 8 --count 200
+out_has "^shm +64 +200 "
+# A legacy client of a multiplexed shm server is refused at connect.
+expect_exit 1 "$ipc" ping --shm "mx$$" --count 1
+err_has "Protocol error"
+
 # --- serve, ping, stat, ls through every spelling of a path -------------------
 mkdir "$dir/real"
 ln -s real "$dir/link"

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc/ipc.h"
@@ -17,10 +18,18 @@
 
 /* ------------------------------------------------------------------- serve */
 
+/* What the echo handler does besides echoing: sleep (a handler waiting on
+ * I/O) or spin (one burning CPU) for work_us microseconds. */
+typedef struct serve_work {
+    uint64_t us;
+    bool spin;
+} serve_work;
+
 typedef struct serve_plan {
     ipc__cli_endpoint ep;
     uint64_t clients;
     ipc_server_options opts;
+    serve_work work;
     bool quiet;
 } serve_plan;
 
@@ -82,19 +91,39 @@ static int serve_start(ipc_server *s, pthread_t *stopper)
  * reports the unwinding as a stack-buffer-overflow). It may be inside
  * ipc_server_stop() or done already: a stop after run() returned is
  * harmless, and the server is destroyed only after the join. */
-static int serve_until_signal(ipc_server *s, pthread_t stopper, ipc_handler handler,
+static int serve_until_signal(ipc_server *s, pthread_t stopper, ipc_handler handler, void *ctx,
                               size_t max_message)
 {
-    int rc = ipc_server_run(s, handler, NULL, max_message);
+    int rc = ipc_server_run(s, handler, ctx, max_message);
     pthread_kill(stopper, SIGTERM);
     pthread_join(stopper, NULL);
     return rc;
 }
 
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ctx: a serve_work, or NULL for none. */
 static ipc_action echo(void *ctx, int id, const void *req, size_t len, ipc_response *r)
 {
-    (void)ctx;
+    const serve_work *w = ctx;
     (void)id;
+    if (w != NULL && w->us != 0) {
+        if (w->spin) {
+            uint64_t until = now_ns() + w->us * 1000;
+            while (now_ns() < until) {
+            }
+        } else {
+            struct timespec ts = {.tv_sec = (time_t)(w->us / 1000000),
+                                  .tv_nsec = (long)(w->us % 1000000) * 1000};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
+    }
     ipc_response_set(r, req, len);
     return IPC_CONTINUE;
 }
@@ -134,17 +163,33 @@ static int serve_run(const ipc__cli_cmd *cmd, const serve_plan *p)
         return serve_start_error(cmd, p, rc);
     }
     if (!p->quiet) {
-        printf("serving %s %s (echo); Ctrl-C stops\n", p->ep.shm ? "shm" : "socket", p->ep.name);
+        printf("serving %s %s (echo, %s wire, %s); Ctrl-C stops\n", p->ep.shm ? "shm" : "socket",
+               p->ep.name, p->opts.wire == IPC_WIRE_MUX ? "mux" : "legacy",
+               p->opts.workers == 0 ? "serial" : "workers");
         fflush(stdout);
     }
-    rc = serve_until_signal(s, stopper, echo, p->opts.max_message_size);
+    rc = serve_until_signal(s, stopper, echo, (void *)&p->work, p->opts.max_message_size);
     ipc_server_destroy(s);
     return rc < 0 ? ipc__cli_error(cmd, IPC_EXIT_FAIL, "run: %s", ipc_strerror(rc))
                   : IPC_EXIT_OK;
 }
 
 enum { OPT_SOCKET = 256, OPT_SHM, OPT_CLIENTS, OPT_COUNT, OPT_SIZE, OPT_MAXMSG, OPT_RING,
-       OPT_TIMEOUT, OPT_QUIET, OPT_PAYLOAD, OPT_EXPECT, OPT_NO_CHECK, OPT_JSON, OPT_HELP };
+       OPT_TIMEOUT, OPT_QUIET, OPT_PAYLOAD, OPT_EXPECT, OPT_NO_CHECK, OPT_JSON, OPT_HELP,
+       OPT_WIRE, OPT_WORKERS, OPT_SLEEP_US, OPT_SPIN_US, OPT_INFLIGHT };
+
+/* --wire legacy|mux into *wire. */
+static int wire_option(const ipc__cli_cmd *cmd, const char *arg, uint32_t *wire)
+{
+    if (strcmp(arg, "legacy") == 0)
+        *wire = IPC_WIRE_LEGACY;
+    else if (strcmp(arg, "mux") == 0)
+        *wire = IPC_WIRE_MUX;
+    else
+        return ipc__cli_error(cmd, IPC_EXIT_USAGE,
+                              "bad value for --wire: '%s' (legacy or mux)", arg);
+    return IPC_EXIT_OK;
+}
 
 static int serve_option(const ipc__cli_cmd *cmd, int opt, serve_plan *p)
 {
@@ -170,6 +215,21 @@ static int serve_option(const ipc__cli_cmd *cmd, int opt, serve_plan *p)
         p->opts.ring_size = (size_t)v;
         break;
     case OPT_QUIET: p->quiet = true; break;
+    case OPT_WIRE: return wire_option(cmd, optarg, &p->opts.wire);
+    case OPT_WORKERS:
+        if (!ipc__cli_count(cmd, "workers", optarg, 0, 1024, &v))
+            return IPC_EXIT_USAGE;
+        p->opts.workers = (uint32_t)v;
+        break;
+    case OPT_SLEEP_US:
+    case OPT_SPIN_US:
+        if (p->work.us != 0)
+            return ipc__cli_error(cmd, IPC_EXIT_USAGE, "give --sleep-us or --spin-us, not both");
+        if (!ipc__cli_count(cmd, opt == OPT_SPIN_US ? "spin-us" : "sleep-us", optarg, 0,
+                            60ull * 1000 * 1000, &p->work.us))
+            return IPC_EXIT_USAGE;
+        p->work.spin = opt == OPT_SPIN_US;
+        break;
     default: return IPC_EXIT_USAGE;
     }
     return IPC_EXIT_OK;
@@ -183,6 +243,10 @@ static int serve_main(const ipc__cli_cmd *cmd, int argc, char **argv)
         {"clients", required_argument, NULL, OPT_CLIENTS},
         {"max-message", required_argument, NULL, OPT_MAXMSG},
         {"ring-size", required_argument, NULL, OPT_RING},
+        {"wire", required_argument, NULL, OPT_WIRE},
+        {"workers", required_argument, NULL, OPT_WORKERS},
+        {"sleep-us", required_argument, NULL, OPT_SLEEP_US},
+        {"spin-us", required_argument, NULL, OPT_SPIN_US},
         {"quiet", no_argument, NULL, OPT_QUIET},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
@@ -208,6 +272,10 @@ static int serve_main(const ipc__cli_cmd *cmd, int argc, char **argv)
                               IPC__CLI_SHM_MAX_CLIENTS);
     if (!p.ep.shm && !clients_given)
         p.clients = 0; /* the library's initial table */
+    if (p.opts.wire == IPC_WIRE_MUX && p.opts.max_message_size > ((size_t)1 << 30) - 8)
+        return ipc__cli_error(cmd, IPC_EXIT_USAGE,
+                              "bad value for --max-message: the mux wire carries at most "
+                              "1 GiB - 8 bytes (a frame, its id included, is at most 1 GiB)");
     return serve_run(cmd, &p);
 }
 
@@ -229,6 +297,13 @@ const ipc__cli_cmd ipc__cmd_serve = {
         "  --max-message SIZE   largest request and reply (default 1M); a socket client\n"
         "                       sending a larger request is dropped\n"
         "  --ring-size SIZE     shm ring per direction, a power of two, 4K-2G (default 4M)\n"
+        "  --wire legacy|mux    framing (default legacy, the seed's and bb.js's); mux:\n"
+        "                       every message begins with a u64 LE request id, replies\n"
+        "                       in completion order (docs/PROTOCOL.md)\n"
+        "  --workers N          threads running the handler, 0-1024 (default 0: serial)\n"
+        "  --sleep-us T         the handler sleeps T us before echoing (a handler\n"
+        "                       waiting on I/O); 0-60000000\n"
+        "  --spin-us T          the handler burns T us of CPU before echoing\n"
         "  --quiet              print nothing once listening\n"
         "  --help               this text\n"
         "SIZE: digits with an optional unit B, K/KiB, M/MiB, G/GiB (powers of 1024).\n"
@@ -256,6 +331,8 @@ typedef struct ping_plan {
     size_t payload_len, expect_len;
     int check;
     bool json;
+    uint32_t wire;     /* ipc_wire */
+    uint64_t inflight; /* mux: requests out at once */
 } ping_plan;
 
 typedef struct ping_result {
@@ -294,9 +371,10 @@ static uint64_t nearest_rank(const uint64_t *sorted, uint64_t n, double q)
 
 static ipc_client *make_client(const ping_plan *p)
 {
+    ipc_client_options o = {.wire = p->wire};
     if (!p->ep.shm)
-        return ipc_client_create_socket(p->ep.name);
-    return ipc_client_create_shm(p->ep.name, p->clients);
+        return ipc_client_create_socket_ex(p->ep.name, &o);
+    return ipc_client_create_shm_ex(p->ep.name, p->clients, &o);
 }
 
 /* Connects within timeout_ns (0: without limit, as --timeout-ms 0 says),
@@ -394,6 +472,73 @@ static int reset_cause(const ping_plan *p, int before_rc, uint64_t before, int32
     return after > before ? RESET_OVERSIZE : RESET_DROPPED;
 }
 
+static void put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The multiplexed wire: n requests, up to p->inflight out at once, ids
+ * from a random start; each reply is matched by its id (one nobody asked
+ * for, or a second for one id, is -EPROTO) and timed from its own send.
+ * lat gets the samples of requests warmup.. in completion order. */
+static int ping_mux(ipc_client *c, const ping_plan *p, uint64_t timeout_ns, uint64_t warmup,
+                    uint64_t n, uint64_t *lat, ping_result *r)
+{
+    uint64_t base = 0;
+    if (getrandom(&base, sizeof base, 0) != (ssize_t)sizeof base)
+        base = ipc__cli_now_ns();
+    base = (base >> 1) | 1; /* never 0 (the server's), no wrap within n */
+    uint64_t *sent_at = calloc(n, sizeof(*sent_at));
+    uint8_t *msg = malloc(8 + p->payload_len);
+    int rc = -ENOMEM;
+    if (sent_at == NULL || msg == NULL)
+        goto out;
+    if (p->payload_len != 0)
+        memcpy(msg + 8, p->payload, p->payload_len);
+    uint64_t next = 0, done = 0, samples = 0;
+    for (rc = 0; rc == 0 && done < n; done++) {
+        for (; next < n && next - done < p->inflight; next++) {
+            put_le64(msg, base + next);
+            sent_at[next] = ipc__cli_now_ns();
+            if ((rc = ipc_client_send(c, msg, 8 + p->payload_len, timeout_ns)) < 0)
+                break;
+        }
+        const void *reply;
+        ssize_t len = rc < 0 ? rc : ipc_client_peek(c, &reply, timeout_ns);
+        if (len < 0) {
+            rc = (int)len;
+            break;
+        }
+        uint64_t seq = len >= 8 ? get_le64(reply) - base : UINT64_MAX;
+        if (seq >= next || sent_at[seq] == 0)
+            rc = -EPROTO; /* an id nobody asked for, or answered twice */
+        else
+            rc = ping_check(p, (const uint8_t *)reply + 8, (size_t)len - 8, r);
+        if (rc == 0 && seq >= warmup)
+            lat[samples++] = ipc__cli_now_ns() - sent_at[seq];
+        if (rc == 0)
+            sent_at[seq] = 0;
+        ssize_t released = ipc_client_release(c);
+        if (rc == 0 && released < 0)
+            rc = (int)released;
+    }
+    if (rc < 0)
+        r->failed_at = done + 1;
+out:
+    free(msg);
+    free(sent_at);
+    return rc;
+}
+
 /* Connects, warms up, then times count round trips. 0 or -errno; on a
  * failed round trip r->failed_at says which. */
 static int ping_run(const ping_plan *p, ping_result *r)
@@ -411,6 +556,15 @@ static int ping_run(const ping_plan *p, ping_result *r)
         goto out;
     /* After the connect: a server that was just starting has its page. */
     int page_rc = server_oversize(p, &oversize, &pid);
+    if (p->wire == IPC_WIRE_MUX) {
+        rc = ping_mux(c, p, timeout_ns, r->warmup, r->warmup + p->count, lat, r);
+        if (rc == -ECONNRESET || rc == -EPIPE)
+            r->reset = reset_cause(p, page_rc, oversize, pid);
+        if (rc < 0)
+            goto out;
+        ping_summarize(lat, p->count, r);
+        goto out;
+    }
     for (uint64_t i = 0; i < r->warmup + p->count; i++) {
         uint64_t t0 = ipc__cli_now_ns();
         if ((rc = ping_round(c, p, timeout_ns, r)) < 0) {
@@ -492,6 +646,12 @@ static int ping_error(const ipc__cli_cmd *cmd, const ping_plan *p, const ping_re
         return ipc__cli_error(cmd, IPC_EXIT_FAIL,
                               "a request of %zu bytes is larger than this server takes",
                               p->payload_len);
+    if (rc == -EPROTO && p->wire == IPC_WIRE_MUX)
+        return ipc__cli_error(cmd, IPC_EXIT_FAIL,
+                              "reply %" PRIu64 " carries a request id that was not asked for "
+                              "(or was answered already): is the server on the mux wire "
+                              "(ipc serve --wire mux)?",
+                              r->failed_at);
     return ipc__cli_error(cmd, IPC_EXIT_FAIL, "round trip %" PRIu64 ": %s", r->failed_at,
                           ipc_strerror(rc));
 }
@@ -536,7 +696,7 @@ static int ping_pattern(const ipc__cli_cmd *cmd, ping_plan *p, uint64_t size)
 typedef struct ping_args {
     ping_plan plan;
     uint64_t size;
-    bool size_given, payload_given, expect_given, no_check;
+    bool size_given, payload_given, expect_given, no_check, inflight_given;
 } ping_args;
 
 static int ping_option(const ipc__cli_cmd *cmd, int opt, ping_args *a)
@@ -573,6 +733,11 @@ static int ping_option(const ipc__cli_cmd *cmd, int opt, ping_args *a)
         return ipc__cli_data(cmd, "expect", optarg, &p->expect, &p->expect_len);
     case OPT_NO_CHECK: a->no_check = true; return IPC_EXIT_OK;
     case OPT_JSON: p->json = true; return IPC_EXIT_OK;
+    case OPT_WIRE: return wire_option(cmd, optarg, &p->wire);
+    case OPT_INFLIGHT:
+        a->inflight_given = true;
+        return ipc__cli_count(cmd, "inflight", optarg, 1, 65536, &p->inflight) ? IPC_EXIT_OK
+                                                                              : IPC_EXIT_USAGE;
     default: return IPC_EXIT_USAGE;
     }
 }
@@ -592,6 +757,10 @@ static int ping_finish(const ipc__cli_cmd *cmd, int argc, char **argv, ping_args
         return ipc__cli_error(cmd, IPC_EXIT_USAGE, "give --expect or --no-check, not both");
     if (!p->ep.shm && p->clients != 0)
         return ipc__cli_error(cmd, IPC_EXIT_USAGE, "--clients is for --shm only");
+    if (a->inflight_given && p->wire != IPC_WIRE_MUX)
+        return ipc__cli_error(cmd, IPC_EXIT_USAGE,
+                              "--inflight needs --wire mux (the legacy wire answers in order, "
+                              "one request after another)");
     p->check = a->no_check ? CHECK_NONE : a->expect_given ? CHECK_EXPECT : CHECK_ECHO;
     return a->payload_given ? IPC_EXIT_OK : ping_pattern(cmd, p, a->size);
 }
@@ -609,10 +778,12 @@ static int ping_main(const ipc__cli_cmd *cmd, int argc, char **argv)
         {"expect", required_argument, NULL, OPT_EXPECT},
         {"no-check", no_argument, NULL, OPT_NO_CHECK},
         {"json", no_argument, NULL, OPT_JSON},
+        {"wire", required_argument, NULL, OPT_WIRE},
+        {"inflight", required_argument, NULL, OPT_INFLIGHT},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    ping_args a = {.plan = {.count = 10000, .timeout_ms = 5000}, .size = 64};
+    ping_args a = {.plan = {.count = 10000, .timeout_ms = 5000, .inflight = 1}, .size = 64};
     int rc = IPC_EXIT_OK;
     optind = 0;
     for (int opt; rc == IPC_EXIT_OK && (opt = ipc__cli_getopt(cmd, argc, argv, opts)) != -1;) {
@@ -664,6 +835,9 @@ const ipc__cli_cmd ipc__cmd_ping = {
         "  --timeout-ms MS     for the connect, and per send and per reply (default\n"
         "                      5000; 0 waits forever)\n"
         "  --json              one JSON object instead of the table (docs/OPERATIONS.md)\n"
+        "  --wire legacy|mux   the server's framing (default legacy; see ipc serve)\n"
+        "  --inflight K        mux: keep K requests out at once, 1-65536 (default 1);\n"
+        "                      each reply is matched by its id and timed from its send\n"
         "  --help              this text\n"
         "SIZE: digits with an optional unit B, K/KiB, M/MiB, G/GiB (powers of 1024).\n"
         "\n"
@@ -675,7 +849,8 @@ const ipc__cli_cmd ipc__cmd_ping = {
         "(connect included) / connection closed, 2 bad usage.\n"
         "\n"
         "example:\n"
-        "  ipc ping --socket /tmp/echo.sock --count 1000 --payload hello --json\n",
+        "  ipc ping --socket /tmp/echo.sock --count 1000 --payload hello --json\n"
+        "  ipc ping --socket /tmp/mux.sock --wire mux --inflight 64\n",
     .run = ping_main,
 };
 
@@ -699,7 +874,7 @@ static pid_t spawn_server(const serve_plan *sp)
         if (write(ready[1], &rc, sizeof(rc)) != (ssize_t)sizeof(rc) || rc < 0)
             _exit(1);
         close(ready[1]);
-        rc = serve_until_signal(s, stopper, echo, sp->opts.max_message_size);
+        rc = serve_until_signal(s, stopper, echo, NULL, sp->opts.max_message_size);
         ipc_server_destroy(s);
         _exit(rc < 0);
     }
