@@ -33,7 +33,10 @@ ipc_client *ipc__client_init(ipc_client *c)
         return NULL;
     ipc__stamp_init();
     c->stats = calloc(1, sizeof(*c->stats));
-    if (c->stats == NULL) {
+    c->calls = ipc__calls_new();
+    if (c->stats == NULL || c->calls == NULL) {
+        free(c->stats);
+        ipc__calls_free(c->calls);
         c->ops->destroy(c);
         return NULL;
     }
@@ -62,6 +65,8 @@ int ipc_client_connect_timeout(ipc_client *c, uint64_t timeout_ns)
     int rc = c->ops->connect(c, ipc__deadline(timeout_ns != 0 ? timeout_ns
                                                               : IPC_CONNECT_TIMEOUT_NS));
     c->connected = rc == 0;
+    if (rc == 0)
+        ipc__calls_reset(c->calls);
     if (rc < 0) {
         ipc__stat_error(c->stats, rc);
         return rc;
@@ -289,6 +294,7 @@ void ipc_client_destroy(ipc_client *c)
     if (c == NULL)
         return;
     ipc_client_close(c);
+    ipc__calls_free(c->calls);
     free(c->stats);
     free(c->loan.buf);
     c->ops->destroy(c);

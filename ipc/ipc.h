@@ -150,6 +150,23 @@ int ipc_client_send(ipc_client *c, const void *data, size_t len, uint64_t timeou
  * -ECONNRESET when the server is gone, even with an unlimited timeout. */
 ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeout_ns);
 
+/* Sends req and waits for its reply into reply (at most max bytes): the
+ * reply's length. Unlike send and recv, safe from any number of threads at
+ * once on one connected client (do not mix the two on one client). On the
+ * multiplexed wire the calls are in flight together and each gets the
+ * reply carrying its request id (the call adds and strips the id: req and
+ * reply are payloads); on the legacy wire they queue in order and each
+ * gets the reply in its position. -ETIMEDOUT when no reply came in time:
+ * the connection stays usable, the late reply is discarded when it comes
+ * (counted in ipc_stats.orphans). -EMSGSIZE when the reply is longer than
+ * max (it is discarded). When the connection fails every pending call
+ * fails with the same error (-ECONNRESET once the server is gone), and
+ * every later call at once, until a new connect. -EPROTO for a reply id
+ * nobody asked for (a server of the other wire): every call fails; close
+ * the client. */
+ssize_t ipc_client_call(ipc_client *c, const void *req, size_t len, void *reply, size_t max,
+                        uint64_t timeout_ns);
+
 /* Disconnects; the client may connect again. Idempotent. */
 void ipc_client_close(ipc_client *c);
 
@@ -425,7 +442,9 @@ typedef struct ipc_stats {
     uint64_t reclaims;     /* server: slots freed after a client left or died */
     uint64_t clients;      /* server: clients connected now */
     uint64_t orphans;      /* server: replies discarded, their client having
-                              left (or run() ended) before they were ready */
+                              left (or run() ended) before they were ready;
+                              client: late replies to ipc_client_call()s
+                              that had timed out */
     /* Server: time from a request's arrival in run() to its reply sent.
      * Client: send() to the recv() that completes, in ns. */
     uint64_t latency[IPC_HISTOGRAM_BUCKETS];

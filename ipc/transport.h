@@ -83,7 +83,15 @@ struct ipc_client {
     _Atomic uint64_t sent_at;
     ipc__stats_block *stats;
     uint32_t wire; /* ipc_client_options.wire */
+    struct ipc__calls *calls; /* ipc_client_call()'s state (call.c) */
 };
+
+/* call.c: ipc_client_call()'s state, made with the client, reset by each
+ * connect, freed with it. */
+typedef struct ipc__calls ipc__calls;
+ipc__calls *ipc__calls_new(void);
+void ipc__calls_reset(ipc__calls *k);
+void ipc__calls_free(ipc__calls *k);
 
 /* Bytes of request id before each message on c's wire. */
 static inline size_t ipc__client_wire_hdr(const ipc_client *c)

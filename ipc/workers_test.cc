@@ -2,6 +2,7 @@
 // and the multiplexed wire, on both transports.
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -465,6 +466,135 @@ TEST_P(Workers, ManyThreadsOfRequestsAllComeBackToTheirSenders)
     EXPECT_EQ(bad.load(), 0);
     EXPECT_EQ(Stats().orphans, 0u);
 }
+
+// ipc_client_call() from many threads on one client, on both wires.
+class Calls : public Workers {
+  protected:
+    void ManyThreads(uint32_t wire, uint32_t workers)
+    {
+        ipc_server_options o = {};
+        o.wire = wire;
+        o.workers = workers;
+        Serve(o, LatchEcho);
+        ctx.latch.Open();
+        ipc_client *c = Connect();
+        std::atomic<int> bad{0};
+        std::vector<std::thread> threads;
+        for (int t = 0; t < 8; t++)
+            threads.emplace_back([&, t] {
+                std::vector<char> reply(4096);
+                for (int i = 0; i < 300; i++) {
+                    std::string m(std::to_string(t) + ":" + std::to_string(i) + ":");
+                    m.append((size_t)((t * 131 + i * 17) % 2000), (char)('a' + (i + t) % 26));
+                    ssize_t n = ipc_client_call(c, m.data(), m.size(), reply.data(), reply.size(),
+                                                10 * kSecond);
+                    if (n != (ssize_t)m.size() || memcmp(reply.data(), m.data(), m.size()) != 0)
+                        ++bad;
+                }
+            });
+        for (auto &th : threads)
+            th.join();
+        EXPECT_EQ(bad.load(), 0);
+    }
+
+    // A call that times out; the next ones get their own replies, and the
+    // late one is discarded and counted.
+    void TimeoutLeavesTheConnectionUsable(uint32_t wire)
+    {
+        ipc_server_options o = {};
+        o.wire = wire;
+        o.workers = 2;
+        Serve(o, LatchEcho);
+        ipc_client *c = Connect();
+        char buf[64];
+        EXPECT_EQ(ipc_client_call(c, "latch", 5, buf, sizeof buf, 50 * 1000 * 1000), -ETIMEDOUT);
+        if (wire == IPC_WIRE_MUX) // the legacy wire holds what follows behind it
+            EXPECT_EQ(ipc_client_call(c, "x", 1, buf, sizeof buf, 10 * kSecond), 1);
+        ctx.latch.Open();
+        if (wire == IPC_WIRE_MUX) // the late reply goes out first, then "yz"
+            WaitFor([&] { return Stats().messages_out == 2; });
+        ASSERT_EQ(ipc_client_call(c, "yz", 2, buf, sizeof buf, 10 * kSecond), 2);
+        EXPECT_EQ(std::string(buf, 2), "yz");
+        ipc_stats st;
+        ASSERT_EQ(ipc_client_stats(c, &st), 0);
+        EXPECT_EQ(st.orphans, 1u);
+        EXPECT_GE(st.timeouts, 1u);
+    }
+};
+
+TEST_P(Calls, ManyThreadsCallOneClientOnTheMultiplexedWire) { ManyThreads(IPC_WIRE_MUX, 4); }
+TEST_P(Calls, ManyThreadsCallOneClientOnTheLegacyWire) { ManyThreads(IPC_WIRE_LEGACY, 2); }
+TEST_P(Calls, ACallThatTimesOutLeavesAMultiplexedConnectionUsable)
+{
+    TimeoutLeavesTheConnectionUsable(IPC_WIRE_MUX);
+}
+TEST_P(Calls, ACallThatTimesOutLeavesALegacyConnectionUsable)
+{
+    TimeoutLeavesTheConnectionUsable(IPC_WIRE_LEGACY);
+}
+
+// A handler that tells the test through a pipe, then never returns.
+int g_report_fd = -1;
+ipc_action ReportAndHang(void *, int, const void *, size_t, ipc_response *)
+{
+    char one = 1;
+    (void)!write(g_report_fd, &one, 1);
+    for (;;)
+        pause();
+}
+
+TEST_P(Calls, TheServersDeathFailsEveryPendingCallAtOnceWithOneError)
+{
+    name = shm() ? ipc_testing::UniqueName("wd") : dir.file("d.sock");
+    int p[2];
+    ASSERT_EQ(pipe(p), 0);
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    std::string n = name;
+    bool is_shm = shm();
+    ipc_testing::ChildProcess server([&] {
+        close(p[0]);
+        close(ready[0]);
+        g_report_fd = p[1];
+        ipc_server_options o = {};
+        o.wire = IPC_WIRE_MUX;
+        o.workers = 4;
+        ipc_server *s = is_shm ? ipc_server_create_shm_ex(n.c_str(), 2, &o)
+                               : ipc_server_create_socket_ex(n.c_str(), 2, &o);
+        if (s == nullptr || ipc_server_listen(s) != 0)
+            return 1;
+        char one = 1;
+        (void)!write(ready[1], &one, 1);
+        return ipc_server_run(s, ReportAndHang, nullptr, 0) == 0 ? 0 : 2;
+    });
+    close(p[1]);
+    close(ready[1]);
+    char b;
+    ASSERT_EQ(read(ready[0], &b, 1), 1);
+    wire_ = IPC_WIRE_MUX;
+    ipc_client *c = Connect();
+    std::vector<std::thread> threads;
+    std::vector<ssize_t> got(4, 0);
+    for (int t = 0; t < 4; t++)
+        threads.emplace_back([&, t] {
+            char buf[16];
+            got[(size_t)t] = ipc_client_call(c, "hang", 4, buf, sizeof buf, 30 * kSecond);
+        });
+    for (int t = 0; t < 4; t++) // every call is in a handler
+        ASSERT_EQ(read(p[0], &b, 1), 1);
+    server.Kill();
+    for (auto &th : threads)
+        th.join();
+    for (ssize_t g : got)
+        EXPECT_EQ(g, -ECONNRESET);
+    char buf[16];
+    EXPECT_EQ(ipc_client_call(c, "next", 4, buf, sizeof buf, kSecond), -ECONNRESET);
+    close(p[0]);
+    close(ready[0]);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, Calls, ::testing::Values("socket", "shm"),
+                         [](const auto &info) { return std::string(info.param); });
 
 TEST(WorkersOptions, AnUnknownClientWireGivesNoClient)
 {
