@@ -20,8 +20,12 @@
  *   - A message larger than the caller's buffer gives -EMSGSIZE and is
  *     discarded whole; the next receive returns the message after it.
  *
- * Threading: one object, one thread at a time, with two exceptions.
+ * Threading: one object, one thread at a time, with these exceptions.
  *   - ipc_server_stop() may be called from any thread or a signal handler.
+ *   - ipc_client_call() may be called from any number of threads at once on
+ *     one connected client (not mixed with send/recv on that client).
+ *   - ipc_request_* (deferred requests) from any thread; a run() handler
+ *     runs on worker threads when ipc_server_options.workers is set.
  *   - A connected client is full duplex: one thread may send
  *     (ipc_client_send, _try_send, _loan, _commit) while one other thread
  *     receives (ipc_client_recv, _try_recv, _peek, _release), on both
