@@ -387,7 +387,7 @@ TEST(BbIpc, ConnectWithATimeoutFailsWithTimedOutWhileTheServerIsFrozen)
     const std::string name = ipc_testing::UniqueName("bbto");
     ipc_testing::ServerProcess server(ipc_testing::ShmServer(name, 2));
     ASSERT_TRUE(server.ok());
-    ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
+    ASSERT_TRUE(ipc_testing::FreezeChild(server.pid()));
     auto client = IpcClient::create_mpsc_shm(name, 0);
     EXPECT_FALSE(client->connect(200ULL * 1000 * 1000));
     EXPECT_EQ(client->last_error(), -ETIMEDOUT);

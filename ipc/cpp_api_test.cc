@@ -325,7 +325,7 @@ TEST(CppApiShm, ConnectWithATimeoutGivesTimedOutFromAFrozenServer)
     std::string name = ipc_testing::UniqueName("cppto");
     ipc_testing::ServerProcess server(ipc_testing::ShmServer(name, 2));
     ASSERT_TRUE(server.ok());
-    ASSERT_EQ(kill(server.pid(), SIGSTOP), 0);
+    ASSERT_TRUE(ipc_testing::FreezeChild(server.pid()));
     auto client = ipc::IpcClient::create_shm(name, 0);
     EXPECT_FALSE(client->connect(kDeadline));
     EXPECT_EQ(client->last_error(), -ETIMEDOUT);

@@ -57,6 +57,17 @@ static int ExitCode(int status)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+bool FreezeChild(pid_t pid)
+{
+    if (kill(pid, SIGSTOP) != 0)
+        return false;
+    int status;
+    pid_t r;
+    while ((r = waitpid(pid, &status, WUNTRACED)) < 0 && errno == EINTR) {
+    }
+    return r == pid && WIFSTOPPED(status);
+}
+
 int WaitChild(pid_t pid, int timeout_ms)
 {
     auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);

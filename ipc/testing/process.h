@@ -38,6 +38,11 @@ pid_t Fork(const std::function<int()> &body);
 // (the child is then killed).
 int WaitChild(pid_t pid, int timeout_ms = 30000);
 
+// Freezes a child of this process: SIGSTOP, then waits until every one of
+// its threads has stopped (kill() returns before they have: a thread may
+// still run for a moment). false when it could not.
+bool FreezeChild(pid_t pid);
+
 // A child process running body (see Fork), killed (SIGKILL) and reaped on
 // destruction unless it was waited for: a test that fails half-way leaves
 // no process behind.
