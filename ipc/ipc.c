@@ -285,6 +285,7 @@ void ipc_client_close(ipc_client *c)
 {
     if (c == NULL || !c->connected)
         return;
+    ipc__calls_close(c->calls);
     c->ops->close(c);
     c->connected = false;
 }

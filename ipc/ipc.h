@@ -171,7 +171,54 @@ ssize_t ipc_client_recv(ipc_client *c, void *buf, size_t max_len, uint64_t timeo
 ssize_t ipc_client_call(ipc_client *c, const void *req, size_t len, void *reply, size_t max,
                         uint64_t timeout_ns);
 
-/* Disconnects; the client may connect again. Idempotent. */
+/* The asynchronous form of ipc_client_call(), for event loops and for
+ * many requests in flight from one thread (io_uring style: the reply
+ * buffer is given at submit). Safe from any number of threads, together
+ * with ipc_client_call(); not with ipc_client_send/recv.
+ *
+ * Sends req and returns without waiting for the reply: 0 and *id, which
+ * names the call until it is reaped (by ipc_client_wait, _wait_any or
+ * _cancel) or the client connects again. The reply will be copied into
+ * reply (at most max bytes), which must stay valid until then.
+ * timeout_ns bounds the send only (a server pushing back); errors as
+ * ipc_client_call(); nothing was sent on error. */
+int ipc_client_submit(ipc_client *c, const void *req, size_t len, void *reply, size_t max,
+                      uint64_t *id, uint64_t timeout_ns);
+
+/* Waits for call id and reaps it: the reply's length, or the call's error
+ * as ipc_client_call() gives it (-EMSGSIZE, -ECONNRESET, -EPROTO...).
+ * -ETIMEDOUT when it did not complete in time: it stays pending (wait
+ * again or cancel). -ENOENT for an id that names no call (reaped, or of
+ * an earlier connection), -EBUSY when another thread waits for it. */
+ssize_t ipc_client_wait(ipc_client *c, uint64_t id, uint64_t timeout_ns);
+
+/* Waits for any submitted call to complete and reaps it, in completion
+ * order: its result as ipc_client_wait() gives it, and its id in *id.
+ * -ENOENT when no submitted call is left to reap (nothing would ever
+ * come), -ETIMEDOUT when none completed in time. */
+ssize_t ipc_client_wait_any(ipc_client *c, uint64_t *id, uint64_t timeout_ns);
+
+/* ipc_client_wait_any() without waiting: it reads what has arrived, then
+ * gives a completed call or -EAGAIN. */
+ssize_t ipc_client_try_wait_any(ipc_client *c, uint64_t *id);
+
+/* Gives up call id: its reply buffer is free when this returns, and its
+ * reply, if it comes, is discarded (counted in ipc_stats.orphans; the
+ * connection stays usable). A completed call is simply reaped. -ENOENT for
+ * an unknown id, -EBUSY when a thread waits for it. */
+int ipc_client_cancel(ipc_client *c, uint64_t id);
+
+/* A file descriptor for an event loop: it polls readable while a submitted
+ * call is complete or a reply may have arrived; then call
+ * ipc_client_try_wait_any() until -EAGAIN. Readiness is level-triggered.
+ * It belongs to the client: valid until ipc_client_close(); call again after
+ * a new connect. Shared memory: the first call starts a helper thread
+ * (see ipc_client_fd). */
+int ipc_client_calls_fd(ipc_client *c);
+
+/* Disconnects; the client may connect again. Idempotent. Calls still
+ * pending end with -ENOTCONN (submitted ones are reaped as usual); close
+ * only once no thread is inside a call. */
 void ipc_client_close(ipc_client *c);
 
 /* Closes and frees. NULL is a no-op. */

@@ -92,6 +92,7 @@ typedef struct ipc__calls ipc__calls;
 ipc__calls *ipc__calls_new(void);
 void ipc__calls_reset(ipc__calls *k);
 void ipc__calls_free(ipc__calls *k);
+void ipc__calls_close(ipc__calls *k);
 
 /* Bytes of request id before each message on c's wire. */
 static inline size_t ipc__client_wire_hdr(const ipc_client *c)

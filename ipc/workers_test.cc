@@ -2,6 +2,7 @@
 // and the multiplexed wire, on both transports.
 #include <errno.h>
 #include <string.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -582,11 +584,24 @@ TEST_P(Calls, TheServersDeathFailsEveryPendingCallAtOnceWithOneError)
         });
     for (int t = 0; t < 4; t++) // every call is in a handler
         ASSERT_EQ(read(p[0], &b, 1), 1);
+    char async_reply[2][16];
+    uint64_t ids[2];
+    for (int i = 0; i < 2; i++) // queued behind the four: never answered
+        ASSERT_EQ(ipc_client_submit(c, "q", 1, async_reply[i], 16, &ids[i], 5 * kSecond), 0);
     server.Kill();
     for (auto &th : threads)
         th.join();
     for (ssize_t g : got)
         EXPECT_EQ(g, -ECONNRESET);
+    std::set<uint64_t> failed;
+    for (int i = 0; i < 2; i++) {
+        uint64_t id = 0;
+        EXPECT_EQ(ipc_client_wait_any(c, &id, 30 * kSecond), -ECONNRESET);
+        failed.insert(id);
+    }
+    EXPECT_EQ(failed, (std::set<uint64_t>{ids[0], ids[1]}));
+    uint64_t none;
+    EXPECT_EQ(ipc_client_wait_any(c, &none, kSecond), -ENOENT);
     char buf[16];
     EXPECT_EQ(ipc_client_call(c, "next", 4, buf, sizeof buf, kSecond), -ECONNRESET);
     close(p[0]);
@@ -594,6 +609,269 @@ TEST_P(Calls, TheServersDeathFailsEveryPendingCallAtOnceWithOneError)
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, Calls, ::testing::Values("socket", "shm"),
+                         [](const auto &info) { return std::string(info.param); });
+
+// ipc_client_submit / _wait / _wait_any / _cancel / _calls_fd.
+class AsyncCalls : public Workers {
+  protected:
+    ipc_client *ServeAndConnect(uint32_t wire, uint32_t workers = 4)
+    {
+        ipc_server_options o = {};
+        o.wire = wire;
+        o.workers = workers;
+        Serve(o, LatchEcho);
+        return Connect();
+    }
+
+    // One submitted request and the buffer its reply lands in.
+    struct Sent {
+        std::string req;
+        std::vector<char> reply = std::vector<char>(4096);
+    };
+};
+
+TEST_P(AsyncCalls, SubmittedCallsCompleteInCompletionOrderOnTheMultiplexedWire)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_MUX);
+    char held_reply[16];
+    uint64_t held;
+    ASSERT_EQ(ipc_client_submit(c, "latch", 5, held_reply, sizeof held_reply, &held, 5 * kSecond),
+              0);
+    WaitFor([&] { return ctx.held.load() == 1; });
+    std::vector<Sent> batch(50);
+    std::map<uint64_t, size_t> index;
+    for (size_t i = 0; i < batch.size(); i++) {
+        batch[i].req = "m" + std::to_string(i) + std::string(i * 7, 'q');
+        uint64_t id;
+        ASSERT_EQ(ipc_client_submit(c, batch[i].req.data(), batch[i].req.size(),
+                                    batch[i].reply.data(), batch[i].reply.size(), &id, 5 * kSecond),
+                  0);
+        ASSERT_TRUE(index.emplace(id, i).second) << "ids are unique";
+        ASSERT_NE(id, held);
+    }
+    for (size_t k = 0; k < batch.size(); k++) {
+        uint64_t id = 0;
+        ssize_t n = ipc_client_wait_any(c, &id, 10 * kSecond);
+        ASSERT_NE(id, held) << "the held request completes last";
+        ASSERT_EQ(index.count(id), 1u);
+        const Sent &m = batch[index[id]];
+        ASSERT_EQ(n, (ssize_t)m.req.size());
+        EXPECT_EQ(std::string(m.reply.data(), (size_t)n), m.req);
+        index.erase(id);
+    }
+    uint64_t id = 0;
+    EXPECT_EQ(ipc_client_wait_any(c, &id, 50 * 1000 * 1000), -ETIMEDOUT);
+    ctx.latch.Open();
+    ASSERT_EQ(ipc_client_wait_any(c, &id, 10 * kSecond), 5);
+    EXPECT_EQ(id, held);
+    EXPECT_EQ(std::string(held_reply, 5), "latch");
+    EXPECT_EQ(ipc_client_wait_any(c, &id, kSecond), -ENOENT) << "nothing is left to reap";
+}
+
+TEST_P(AsyncCalls, AWaitedCallIsReapedAndItsIdThenNamesNothing)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_MUX);
+    ctx.latch.Open();
+    char reply[16];
+    uint64_t id;
+    ASSERT_EQ(ipc_client_submit(c, "abc", 3, reply, sizeof reply, &id, 5 * kSecond), 0);
+    ASSERT_EQ(ipc_client_wait(c, id, 10 * kSecond), 3);
+    EXPECT_EQ(std::string(reply, 3), "abc");
+    EXPECT_EQ(ipc_client_wait(c, id, kSecond), -ENOENT);
+    EXPECT_EQ(ipc_client_cancel(c, id), -ENOENT);
+    EXPECT_EQ(ipc_client_wait(c, id + 1000, kSecond), -ENOENT);
+}
+
+TEST_P(AsyncCalls, AWaitThatTimesOutLeavesTheCallPendingForTheNextWait)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_MUX);
+    char reply[16];
+    uint64_t id;
+    ASSERT_EQ(ipc_client_submit(c, "latch", 5, reply, sizeof reply, &id, 5 * kSecond), 0);
+    EXPECT_EQ(ipc_client_wait(c, id, 50 * 1000 * 1000), -ETIMEDOUT);
+    ctx.latch.Open();
+    ASSERT_EQ(ipc_client_wait(c, id, 10 * kSecond), 5);
+    EXPECT_EQ(std::string(reply, 5), "latch");
+}
+
+TEST_P(AsyncCalls, AReplyTooLongForItsBufferFailsOnlyThatCall)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_LEGACY, 1);
+    ctx.latch.Open();
+    char small[2], big[16];
+    uint64_t a, b;
+    ASSERT_EQ(ipc_client_submit(c, "long", 4, small, sizeof small, &a, 5 * kSecond), 0);
+    ASSERT_EQ(ipc_client_submit(c, "ok", 2, big, sizeof big, &b, 5 * kSecond), 0);
+    EXPECT_EQ(ipc_client_wait(c, a, 10 * kSecond), -EMSGSIZE);
+    EXPECT_EQ(ipc_client_wait(c, b, 10 * kSecond), 2);
+    EXPECT_EQ(std::string(big, 2), "ok");
+}
+
+void CancelledReplyIsDiscarded(AsyncCalls *t, ipc_client *c, Ctx &ctx, bool mux)
+{
+    char reply[16];
+    uint64_t id;
+    ASSERT_EQ(ipc_client_submit(c, "latch", 5, reply, sizeof reply, &id, 5 * kSecond), 0);
+    WaitFor([&] { return ctx.held.load() == 1; });
+    ASSERT_EQ(ipc_client_cancel(c, id), 0);
+    EXPECT_EQ(ipc_client_wait(c, id, kSecond), -ENOENT);
+    memset(reply, 0, sizeof reply);
+    ctx.latch.Open();
+    char buf[16];
+    ASSERT_EQ(ipc_client_call(c, "yz", 2, buf, sizeof buf, 10 * kSecond), 2);
+    EXPECT_EQ(std::string(buf, 2), "yz");
+    if (mux) // the late reply may come after "yz": read until it came
+        ASSERT_EQ(ipc_client_call(c, "w", 1, buf, sizeof buf, 10 * kSecond), 1);
+    EXPECT_EQ(std::string(reply, 5), std::string(5, '\0')) << "a cancelled buffer is not written";
+    ipc_stats st;
+    ASSERT_EQ(ipc_client_stats(c, &st), 0);
+    if (mux)
+        WaitFor([&] {
+            return ipc_client_stats(c, &st) == 0 && st.orphans == 1;
+        });
+    (void)t;
+}
+
+TEST_P(AsyncCalls, ACancelledCallsLateReplyIsDiscardedOnTheLegacyWire)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_LEGACY);
+    CancelledReplyIsDiscarded(this, c, ctx, false);
+    ipc_stats st;
+    ASSERT_EQ(ipc_client_stats(c, &st), 0);
+    EXPECT_EQ(st.orphans, 1u);
+}
+
+TEST_P(AsyncCalls, ACancelledCallsLateReplyIsDiscardedOnTheMultiplexedWire)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_MUX);
+    CancelledReplyIsDiscarded(this, c, ctx, true);
+}
+
+// One thread drives a client from poll(): submit a window, collect what
+// the calls fd says is there, refill.
+void EventLoop(ipc_client *c, int total, int window)
+{
+    int fd = ipc_client_calls_fd(c);
+    ASSERT_GE(fd, 0);
+    std::vector<std::pair<std::string, std::vector<char>>> slots((size_t)total);
+    std::map<uint64_t, int> index;
+    int next = 0, done = 0;
+    auto submit = [&] {
+        int i = next++;
+        auto &s = slots[(size_t)i];
+        s.first = "ev" + std::to_string(i) + std::string((size_t)(i * 37 % 3000), 'x');
+        s.second.resize(4096);
+        uint64_t id;
+        ASSERT_EQ(ipc_client_submit(c, s.first.data(), s.first.size(), s.second.data(),
+                                    s.second.size(), &id, 5 * kSecond),
+                  0);
+        index[id] = i;
+    };
+    while (next < window)
+        submit();
+    while (done < total) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ASSERT_EQ(poll(&p, 1, 10000), 1) << "a completion is always signalled";
+        uint64_t id;
+        ssize_t n;
+        while ((n = ipc_client_try_wait_any(c, &id)) != -EAGAIN) {
+            if (n == -ENOENT && done == total)
+                break;
+            ASSERT_GE(n, 0);
+            ASSERT_EQ(index.count(id), 1u);
+            auto &s = slots[(size_t)index[id]];
+            ASSERT_EQ(std::string(s.second.data(), (size_t)n), s.first);
+            index.erase(id);
+            done++;
+            if (next < total)
+                submit();
+        }
+    }
+    uint64_t id;
+    EXPECT_EQ(ipc_client_try_wait_any(c, &id), -ENOENT);
+}
+
+TEST_P(AsyncCalls, AnEventLoopCollectsEveryCompletionFromTheCallsFdOnTheMultiplexedWire)
+{
+    ctx.latch.Open();
+    EventLoop(ServeAndConnect(IPC_WIRE_MUX), 2000, 32);
+}
+
+TEST_P(AsyncCalls, AnEventLoopCollectsEveryCompletionFromTheCallsFdOnTheLegacyWire)
+{
+    ctx.latch.Open();
+    EventLoop(ServeAndConnect(IPC_WIRE_LEGACY), 2000, 32);
+}
+
+TEST_P(AsyncCalls, TheCallsFdSignalsACompletionAnotherThreadRead)
+{
+    // Legacy wire: the blocking call's reply queues behind the submitted
+    // one, so the blocking caller, the only reader, reads both.
+    ipc_client *c = ServeAndConnect(IPC_WIRE_LEGACY);
+    int fd = ipc_client_calls_fd(c);
+    ASSERT_GE(fd, 0);
+    char reply[16];
+    uint64_t id;
+    ASSERT_EQ(ipc_client_submit(c, "latch", 5, reply, sizeof reply, &id, 5 * kSecond), 0);
+    WaitFor([&] { return ctx.held.load() == 1; });
+    ssize_t got = 0;
+    std::thread blocking([&] {
+        char buf[16];
+        got = ipc_client_call(c, "x", 1, buf, sizeof buf, 10 * kSecond);
+    });
+    ctx.latch.Open();
+    blocking.join();
+    ASSERT_EQ(got, 1);
+    struct pollfd p = {fd, POLLIN, 0};
+    ASSERT_EQ(poll(&p, 1, 0), 1) << "the socket is drained: only the completion can say so";
+    uint64_t got_id = 0;
+    ASSERT_EQ(ipc_client_try_wait_any(c, &got_id), 5);
+    EXPECT_EQ(got_id, id);
+    EXPECT_EQ(ipc_client_try_wait_any(c, &got_id), -ENOENT);
+    EXPECT_EQ(poll(&p, 1, 0), 0) << "nothing left to collect: the fd is quiet";
+}
+
+TEST_P(AsyncCalls, ASubmittedCallPendingAtCloseEndsWithNotConnectedAndDiesWithTheConnection)
+{
+    ipc_client *c = ServeAndConnect(IPC_WIRE_MUX);
+    char reply[16];
+    uint64_t id;
+    ASSERT_EQ(ipc_client_submit(c, "latch", 5, reply, sizeof reply, &id, 5 * kSecond), 0);
+    ipc_client_close(c);
+    EXPECT_EQ(ipc_client_submit(c, "a", 1, reply, sizeof reply, &id, kSecond), -ENOTCONN);
+    EXPECT_EQ(ipc_client_calls_fd(c), -ENOTCONN);
+    uint64_t got = 0;
+    EXPECT_EQ(ipc_client_wait_any(c, &got, kSecond), -ENOTCONN);
+    EXPECT_EQ(got, id);
+    ctx.latch.Open();
+    ASSERT_EQ(ipc_client_connect(c), 0);
+    uint64_t again;
+    ASSERT_EQ(ipc_client_submit(c, "b", 1, reply, sizeof reply, &again, 5 * kSecond), 0);
+    ASSERT_EQ(ipc_client_wait(c, again, 10 * kSecond), 1);
+}
+
+TEST_P(AsyncCalls, BadArgumentsAreRefusedWithExactErrors)
+{
+    char reply[4];
+    uint64_t id;
+    EXPECT_EQ(ipc_client_submit(nullptr, "a", 1, reply, sizeof reply, &id, 0), -EINVAL);
+    EXPECT_EQ(ipc_client_wait(nullptr, 1, 0), -EINVAL);
+    EXPECT_EQ(ipc_client_wait_any(nullptr, &id, 0), -EINVAL);
+    EXPECT_EQ(ipc_client_try_wait_any(nullptr, &id), -EINVAL);
+    EXPECT_EQ(ipc_client_cancel(nullptr, 1), -EINVAL);
+    EXPECT_EQ(ipc_client_calls_fd(nullptr), -EINVAL);
+    ipc_client *c = ServeAndConnect(IPC_WIRE_MUX);
+    EXPECT_EQ(ipc_client_submit(c, "a", 1, reply, sizeof reply, nullptr, 0), -EINVAL);
+    EXPECT_EQ(ipc_client_submit(c, nullptr, 1, reply, sizeof reply, &id, 0), -EFAULT);
+    EXPECT_EQ(ipc_client_wait_any(c, nullptr, 0), -EINVAL);
+    EXPECT_EQ(ipc_client_wait_any(c, &id, 0), -ENOENT) << "none submitted: never waits";
+    ipc_client_options co = {};
+    ipc_client *idle = ipc_client_create_socket_ex(dir.file("none.sock").c_str(), &co);
+    EXPECT_EQ(ipc_client_submit(idle, "a", 1, reply, sizeof reply, &id, 0), -ENOTCONN);
+    ipc_client_destroy(idle);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, AsyncCalls, ::testing::Values("socket", "shm"),
                          [](const auto &info) { return std::string(info.param); });
 
 TEST(WorkersOptions, AnUnknownClientWireGivesNoClient)
