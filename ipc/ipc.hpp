@@ -17,8 +17,11 @@
 //
 // Threads: as ipc.h says. A client may have one sending thread (send,
 // try_send, loan, commit) and one receiving thread (recv, try_recv,
-// receive, release); request_shutdown() / stop() may be called from any
-// thread or a signal handler; everything else one thread at a time.
+// receive, release); or any number of threads calling call() /
+// call_async() (never mixed with send/recv on one client).
+// request_shutdown() / stop() may be called from any thread or a signal
+// handler; a server's handler runs on worker threads when
+// ServerOptions::workers is set; everything else one thread at a time.
 //
 // Objects are move-only; a moved-from object fails every call with -EINVAL.
 // The barretenberg module's latest API is ipc/bb_ipc.hpp (namespace bb::ipc);
@@ -26,15 +29,22 @@
 #ifndef IPC_IPC_HPP
 #define IPC_IPC_HPP
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <future>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -63,6 +73,11 @@ class ShutdownRequested : public std::exception {
     std::vector<uint8_t> response_;
 };
 
+// The framing of a connection (docs/PROTOCOL.md): Legacy, the seed's FIFO
+// request/reply, or Mux, every frame carrying a request id so replies may
+// come in completion order. Server and client must agree.
+enum class Wire : uint32_t { Legacy = IPC_WIRE_LEGACY, Mux = IPC_WIRE_MUX };
+
 // ipc_server_options with C++ defaults: every 0 takes the documented default.
 struct ServerOptions {
     size_t max_message_size = 0;   // longest request (0: 1 MiB)
@@ -70,6 +85,10 @@ struct ServerOptions {
     size_t max_pending_output = 0; // replies queued per client (0: derived)
     size_t ring_size = 0;          // shm: bytes per ring, power of two (0: 4 MiB)
     uint64_t spin_ns = 0;          // shm: spin before sleeping (0: 50 us)
+    uint32_t workers = 0;          // run(): handler threads (0: run()'s own, serially)
+    Wire wire = Wire::Legacy;
+    uint32_t max_inflight_per_client = 0; // run(), Mux: per client (0: 64)
+    uint32_t max_inflight = 0;            // run(): per server (0: 1024)
 
     ipc_server_options to_c() const noexcept
     {
@@ -79,9 +98,28 @@ struct ServerOptions {
         o.max_pending_output = max_pending_output;
         o.ring_size = ring_size;
         o.spin_ns = spin_ns;
+        o.workers = workers;
+        o.wire = static_cast<uint32_t>(wire);
+        o.max_inflight_per_client = max_inflight_per_client;
+        o.max_inflight = max_inflight;
         return o;
     }
 };
+
+// ipc_client_options.
+struct ClientOptions {
+    Wire wire = Wire::Legacy;
+
+    ipc_client_options to_c() const noexcept
+    {
+        ipc_client_options o{};
+        o.wire = static_cast<uint32_t>(wire);
+        return o;
+    }
+};
+
+// The longest reply call() and call_async() take unless told otherwise.
+inline constexpr size_t kDefaultMaxReply = 1024 * 1024;
 
 // A snapshot of counters and the latency histogram.
 struct Stats : ipc_stats {
@@ -131,6 +169,199 @@ inline std::span<const uint8_t> lent(const void *msg, long n) noexcept
             static_cast<size_t>(n)};
 }
 
+
+// A reply buffer that grows to the longest limit its thread has asked for,
+// so a 1 MiB limit costs no 1 MiB allocation per call().
+inline std::vector<uint8_t> &scratch(size_t max)
+{
+    thread_local std::vector<uint8_t> buf;
+    if (buf.size() < max)
+        buf.resize(max);
+    return buf;
+}
+
+// call_async()'s completions. One thread per client, started by the first
+// call_async(), reaps replies in completion order (ipc_client_wait_any),
+// ends calls whose deadline passed (ipc_client_cancel) and settles each
+// call: its promise, or its callback run on that thread.
+class Completer {
+  public:
+    using Callback = std::function<void(std::error_code, std::span<const uint8_t>)>;
+
+    explicit Completer(ipc_client *c) noexcept : c_(c) {}
+    ~Completer() { stop(-ENOTCONN); }
+    Completer(const Completer &) = delete;
+    Completer &operator=(const Completer &) = delete;
+
+    // Submits req; cb or promise is settled exactly once, here at once when
+    // the submit fails.
+    void submit(std::span<const uint8_t> req, uint64_t timeout_ns, size_t max_reply,
+                std::promise<std::vector<uint8_t>> *promise, Callback cb)
+    {
+        auto e = std::make_unique<Entry>();
+        e->max = max_reply;
+        e->reply.reset(new uint8_t[std::max<size_t>(max_reply, 1)]);
+        if (promise != nullptr)
+            e->promise = std::move(*promise);
+        e->cb = std::move(cb);
+        e->deadline = timeout_ns == 0 ? UINT64_MAX : now_ns() + timeout_ns;
+        uint64_t id = 0;
+        int rc = ipc_client_submit(c_, req.data(), req.size(), e->reply.get(), max_reply, &id,
+                                   timeout_ns);
+        if (rc < 0)
+            return settle(*e, rc);
+        std::unique_lock<std::mutex> g(mu_);
+        auto early = early_.find(id);
+        if (early != early_.end()) { // reaped before we got here
+            long n = early->second;
+            early_.erase(early);
+            g.unlock();
+            return settle(*e, n);
+        }
+        entries_.emplace(id, std::move(e));
+        if (!thread_.joinable())
+            thread_ = std::thread([this] { loop(); });
+        cv_.notify_one();
+    }
+
+    // Ends every outstanding call with err and the thread; a later submit
+    // starts it again.
+    void stop(int err)
+    {
+        {
+            std::lock_guard<std::mutex> g(mu_);
+            if (!thread_.joinable())
+                return;
+            stopping_ = true;
+            stop_err_ = err;
+        }
+        cv_.notify_all();
+        thread_.join();
+        std::lock_guard<std::mutex> g(mu_);
+        stopping_ = false;
+    }
+
+  private:
+    struct Entry {
+        std::unique_ptr<uint8_t[]> reply;
+        size_t max = 0;
+        uint64_t deadline = UINT64_MAX;
+        std::promise<std::vector<uint8_t>> promise;
+        Callback cb;
+    };
+    using Entries = std::map<uint64_t, std::unique_ptr<Entry>>;
+
+    static uint64_t now_ns() noexcept
+    {
+        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::steady_clock::now().time_since_epoch())
+                                         .count());
+    }
+
+    // n: the reply's length, or a negative errno. A callback must not throw.
+    static void settle(Entry &e, long n)
+    {
+        std::error_code ec = to_error_code(n);
+        if (e.cb) {
+            e.cb(ec, ec ? std::span<const uint8_t>()
+                        : std::span<const uint8_t>(e.reply.get(), static_cast<size_t>(n)));
+        } else if (ec) {
+            e.promise.set_exception(std::make_exception_ptr(std::system_error(ec)));
+        } else {
+            e.promise.set_value(std::vector<uint8_t>(e.reply.get(), e.reply.get() + n));
+        }
+    }
+
+    // Cancels the calls whose deadline passed (mu_ held; settles unlocked).
+    void expire(std::unique_lock<std::mutex> &g)
+    {
+        uint64_t now = now_ns();
+        std::vector<std::unique_ptr<Entry>> late;
+        for (auto it = entries_.begin(); it != entries_.end();) {
+            if (it->second->deadline > now) {
+                ++it;
+                continue;
+            }
+            // 0, or -ENOENT if it completed meanwhile: late either way,
+            // and its reply, if any, is discarded with it.
+            (void)ipc_client_cancel(c_, it->first);
+            late.push_back(std::move(it->second));
+            it = entries_.erase(it);
+        }
+        g.unlock();
+        for (auto &e : late)
+            settle(*e, -ETIMEDOUT);
+        g.lock();
+    }
+
+    uint64_t next_wait_ns() const noexcept
+    {
+        uint64_t soonest = UINT64_MAX;
+        for (const auto &[id, e] : entries_)
+            soonest = std::min(soonest, e->deadline);
+        uint64_t now = now_ns();
+        uint64_t cap = 20ull * 1000 * 1000; // how soon a stop is seen
+        return soonest <= now ? 1 : std::min(soonest - now, cap);
+    }
+
+    void loop()
+    {
+        std::unique_lock<std::mutex> g(mu_);
+        for (;;) {
+            cv_.wait(g, [this] { return stopping_ || !entries_.empty(); });
+            if (stopping_)
+                break;
+            uint64_t wait = next_wait_ns();
+            g.unlock();
+            uint64_t id = 0;
+            long n = ipc_client_wait_any(c_, &id, wait);
+            g.lock();
+            if (n == -ETIMEDOUT) {
+                expire(g);
+                continue;
+            }
+            if (n == -ENOENT) { // the C client forgot them: a new connection
+                fail_all(g, -ENOTCONN);
+                continue;
+            }
+            auto it = entries_.find(id);
+            if (it == entries_.end()) { // its submit() has not registered it yet
+                early_.emplace(id, n);
+                continue;
+            }
+            std::unique_ptr<Entry> e = std::move(it->second);
+            entries_.erase(it);
+            g.unlock();
+            settle(*e, n);
+            g.lock();
+        }
+        fail_all(g, stop_err_);
+        early_.clear();
+    }
+
+    // Cancels and settles every outstanding call with err (mu_ held).
+    void fail_all(std::unique_lock<std::mutex> &g, int err)
+    {
+        Entries all;
+        all.swap(entries_);
+        for (auto &[id, e] : all)
+            (void)ipc_client_cancel(c_, id);
+        g.unlock();
+        for (auto &[id, e] : all)
+            settle(*e, err);
+        g.lock();
+    }
+
+    ipc_client *c_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    Entries entries_;              // submitted, not settled (mu_)
+    std::map<uint64_t, long> early_; // reaped before registered (mu_)
+    std::thread thread_;
+    bool stopping_ = false; // mu_
+    int stop_err_ = 0;      // mu_
+};
+
 }  // namespace detail
 
 class IpcClient {
@@ -146,27 +377,54 @@ class IpcClient {
         return wrap(ipc_client_create_shm(base_name.c_str(), max_clients));
     }
 
+    // With options: the wire (nullptr for an invalid value).
+    static std::unique_ptr<IpcClient> create_socket(const std::string &socket_path,
+                                                    const ClientOptions &o)
+    {
+        ipc_client_options c = o.to_c();
+        return wrap(ipc_client_create_socket_ex(socket_path.c_str(), &c));
+    }
+    static std::unique_ptr<IpcClient> create_shm(const std::string &base_name,
+                                                 size_t max_clients, const ClientOptions &o)
+    {
+        ipc_client_options c = o.to_c();
+        return wrap(ipc_client_create_shm_ex(base_name.c_str(), max_clients, &c));
+    }
+
     // Adopts a C client (may be null: every call then fails with -EINVAL).
-    explicit IpcClient(ipc_client *adopt) noexcept : c_(adopt) {}
-    ~IpcClient() { ipc_client_destroy(c_); }
+    explicit IpcClient(ipc_client *adopt)
+        : c_(adopt), done_(std::make_unique<detail::Completer>(adopt))
+    {
+    }
+    ~IpcClient()
+    {
+        done_.reset(); // ends call_async()s before the client goes
+        ipc_client_destroy(c_);
+    }
     IpcClient(const IpcClient &) = delete;
     IpcClient &operator=(const IpcClient &) = delete;
-    IpcClient(IpcClient &&o) noexcept : c_(std::exchange(o.c_, nullptr)), err_(o.err_) {}
+    IpcClient(IpcClient &&o) noexcept
+        : c_(std::exchange(o.c_, nullptr)), done_(std::move(o.done_)), err_(o.err_)
+    {
+    }
     IpcClient &operator=(IpcClient &&o) noexcept
     {
         if (this != &o) {
+            done_.reset();
             ipc_client_destroy(c_);
             c_ = std::exchange(o.c_, nullptr);
+            done_ = std::move(o.done_);
             err_ = o.err_;
         }
         return *this;
     }
 
-    bool connect() { return err_.set(ipc_client_connect(c_)) >= 0; }
+    bool connect() { return connect(0); }
     // Connects within timeout_ns (0: IPC_CONNECT_TIMEOUT_NS, 10 s, as
     // connect()); false with last_error() == -ETIMEDOUT once it passes.
     bool connect(uint64_t timeout_ns)
     {
+        stop_async(-ENOTCONN);
         return err_.set(ipc_client_connect_timeout(c_, timeout_ns)) >= 0;
     }
     bool send(const void *data, size_t len, uint64_t timeout_ns = 0)
@@ -177,7 +435,71 @@ class IpcClient {
     {
         return err_.set(ipc_client_recv(c_, buffer, max_len, timeout_ns));
     }
-    void close() noexcept { ipc_client_close(c_); }
+    // Ends call_async()s still outstanding with std::errc::not_connected.
+    void close() noexcept
+    {
+        stop_async(-ENOTCONN);
+        ipc_client_close(c_);
+    }
+
+    // ---- calls: any number of threads at once (ipc_client_call)
+
+    // A request and its reply into reply (at most max bytes): its length, or
+    // a negative errno (kept in last_error()). 0 waits without limit.
+    ssize_t call(const void *req, size_t len, void *reply, size_t max, uint64_t timeout_ns = 0)
+    {
+        return err_.set(ipc_client_call(c_, req, len, reply, max, timeout_ns));
+    }
+    // The reply (empty with ec set on failure; -EMSGSIZE past max_reply).
+    std::vector<uint8_t> call(std::span<const uint8_t> req, uint64_t timeout_ns,
+                              std::error_code &ec, size_t max_reply = kDefaultMaxReply)
+    {
+        std::vector<uint8_t> &buf = detail::scratch(max_reply);
+        long n = detail::report(
+            ipc_client_call(c_, req.data(), req.size(), buf.data(), max_reply, timeout_ns), ec);
+        return n < 0 ? std::vector<uint8_t>()
+                     : std::vector<uint8_t>(buf.begin(), buf.begin() + n);
+    }
+    // Seed style: the reply, or an empty vector with last_error() set.
+    std::vector<uint8_t> call(std::span<const uint8_t> req, uint64_t timeout_ns = 0)
+    {
+        std::error_code ec;
+        std::vector<uint8_t> r = call(req, timeout_ns, ec);
+        err_.set(ec ? -ec.value() : 0);
+        return r;
+    }
+
+    // Without waiting: the reply comes through the future, whose get()
+    // throws std::system_error with the errno on failure (timed_out once
+    // timeout_ns passes; 0: no limit). Many may be in flight; on the
+    // multiplexed wire they complete in the server's order. Settled by a
+    // thread the client starts on the first call_async().
+    std::future<std::vector<uint8_t>> call_async(std::span<const uint8_t> req,
+                                                 uint64_t timeout_ns = 0,
+                                                 size_t max_reply = kDefaultMaxReply)
+    {
+        std::promise<std::vector<uint8_t>> p;
+        std::future<std::vector<uint8_t>> f = p.get_future();
+        if (!done_) // moved from
+            p.set_exception(std::make_exception_ptr(
+                std::system_error(std::make_error_code(std::errc::invalid_argument))));
+        else
+            done_->submit(req, timeout_ns, max_reply, &p, nullptr);
+        return f;
+    }
+    // The same with a callback, run once on the client's completion thread
+    // (or here, at once, when the request cannot be sent) with the error or
+    // the reply (valid during the callback). It must not throw, and must not
+    // close or destroy the client.
+    using Callback = detail::Completer::Callback;
+    void call_async(std::span<const uint8_t> req, Callback cb, uint64_t timeout_ns = 0,
+                    size_t max_reply = kDefaultMaxReply)
+    {
+        if (!done_) // moved from
+            cb(std::make_error_code(std::errc::invalid_argument), {});
+        else
+            done_->submit(req, timeout_ns, max_reply, nullptr, std::move(cb));
+    }
 
     // ---- the rest of the library, seed style (errors in last_error())
 
@@ -214,12 +536,10 @@ class IpcClient {
     int fd() { return static_cast<int>(err_.set(ipc_client_fd(c_))); }
 
     // ---- std::error_code forms: noexcept, last_error() untouched
-    bool connect(std::error_code &ec) noexcept
-    {
-        return detail::report(ipc_client_connect(c_), ec) >= 0;
-    }
+    bool connect(std::error_code &ec) noexcept { return connect(0, ec); }
     bool connect(uint64_t timeout_ns, std::error_code &ec) noexcept
     {
+        stop_async(-ENOTCONN);
         return detail::report(ipc_client_connect_timeout(c_, timeout_ns), ec) >= 0;
     }
     bool send(std::span<const uint8_t> msg, uint64_t timeout_ns, std::error_code &ec) noexcept
@@ -284,9 +604,85 @@ class IpcClient {
     {
         return c ? std::make_unique<IpcClient>(c) : nullptr;
     }
+    void stop_async(int err) noexcept
+    {
+        if (done_)
+            done_->stop(err);
+    }
 
     ipc_client *c_;
+    std::unique_ptr<detail::Completer> done_; // call_async()'s thread
     detail::LastError err_;
+};
+
+// A request kept past its handler (Reply::defer()), answered later from any
+// thread: reply(), or reserve() then commit(), or drop(). Destroying one
+// unanswered drops it (on the legacy wire that disconnects its client: see
+// ipc_request_drop). Move-only.
+class Request {
+  public:
+    Request() noexcept = default;
+    explicit Request(ipc_request *q) noexcept : q_(q) {}
+    ~Request() { drop(); }
+    Request(const Request &) = delete;
+    Request &operator=(const Request &) = delete;
+    Request(Request &&o) noexcept : q_(std::exchange(o.q_, nullptr)) {}
+    Request &operator=(Request &&o) noexcept
+    {
+        if (this != &o) {
+            drop();
+            q_ = std::exchange(o.q_, nullptr);
+        }
+        return *this;
+    }
+
+    // False once answered (or when defer() failed).
+    explicit operator bool() const noexcept { return q_ != nullptr; }
+    int client_id() const noexcept { return q_ ? ipc_request_client(q_) : -1; }
+    // The request's payload, valid until it is answered.
+    std::span<const uint8_t> data() const noexcept
+    {
+        size_t n = 0;
+        const void *p = q_ ? ipc_request_data(q_, &n) : nullptr;
+        return detail::lent(p, q_ ? static_cast<long>(n) : -1);
+    }
+    // Answers with a copy of data: 0 (or -ECANCELED: run() returned, the
+    // reply is discarded), both ending the request; -EMSGSIZE / -ENOMEM keep
+    // it unanswered; -EINVAL once answered.
+    int reply(std::span<const uint8_t> data) noexcept
+    {
+        if (q_ == nullptr)
+            return -EINVAL;
+        int rc = ipc_request_reply(q_, data.data(), data.size());
+        if (rc == 0 || rc == -ECANCELED)
+            q_ = nullptr;
+        return rc;
+    }
+    // len writable bytes of reply, sent by commit(len' <= len); data() null
+    // when over the limit.
+    std::span<uint8_t> reserve(size_t len) noexcept
+    {
+        void *p = q_ ? ipc_request_reserve(q_, len) : nullptr;
+        return p ? std::span<uint8_t>(static_cast<uint8_t *>(p), len) : std::span<uint8_t>();
+    }
+    int commit(size_t len) noexcept
+    {
+        if (q_ == nullptr)
+            return -EINVAL;
+        int rc = ipc_request_commit(q_, len);
+        if (rc == 0 || rc == -ECANCELED)
+            q_ = nullptr;
+        return rc;
+    }
+    // Gives it up without a reply (see ipc_request_drop).
+    void drop() noexcept
+    {
+        if (q_ != nullptr)
+            ipc_request_drop(std::exchange(q_, nullptr));
+    }
+
+  private:
+    ipc_request *q_ = nullptr;
 };
 
 // Where a run_zero_copy() handler writes its reply: on shared memory straight
@@ -294,6 +690,9 @@ class IpcClient {
 class Reply {
   public:
     explicit Reply(ipc_response *r) noexcept : r_(r) {}
+    // Keeps the request to answer later (the handler's reply, if any, is
+    // discarded): a false Request when memory is short.
+    Request defer() noexcept { return Request(ipc_response_defer(r_)); }
     // len writable bytes that become the reply; data() is null when len is
     // over the limit or memory is short.
     std::span<uint8_t> reserve(size_t len) noexcept
@@ -384,10 +783,12 @@ class IpcServer {
     // handler stops the server and is rethrown here; that request gets an
     // empty reply. Listens first if needed. max_message_size bounds requests
     // and replies; its default is the seed's 1 MiB, and 0 takes
-    // ServerOptions::max_message_size instead.
+    // ServerOptions::max_message_size instead. With ServerOptions::workers
+    // the handler runs on that many threads at once: it must be thread-safe
+    // (the first exception thrown stops the server and is rethrown here).
     void run(Handler handler, size_t max_message_size = 1024 * 1024)
     {
-        Context<Handler> ctx{&handler, nullptr};
+        Context<Handler> ctx{&handler, nullptr, {}};
         set(ipc_server_run(s_, &IpcServer::trampoline, &ctx, max_message_size));
         if (ctx.error)
             std::rethrow_exception(ctx.error);
@@ -397,7 +798,7 @@ class IpcServer {
     // max_message_size 0 takes the server's option.
     void run_zero_copy(ReplyHandler handler, size_t max_message_size = 0)
     {
-        Context<ReplyHandler> ctx{&handler, nullptr};
+        Context<ReplyHandler> ctx{&handler, nullptr, {}};
         set(ipc_server_run(s_, &IpcServer::reply_trampoline, &ctx, max_message_size));
         if (ctx.error)
             std::rethrow_exception(ctx.error);
@@ -495,9 +896,19 @@ class IpcServer {
     ipc_server *native() noexcept { return s_; }
 
   private:
+    // The first exception a handler threw; with workers, handlers throw
+    // from several threads.
     template <typename H> struct Context {
         H *handler;
         std::exception_ptr error;
+        std::mutex mu;
+
+        void fail(std::exception_ptr e) noexcept
+        {
+            std::lock_guard<std::mutex> g(mu);
+            if (!error)
+                error = std::move(e);
+        }
     };
 
     static ipc_action set_reply(ipc_response *response, std::span<const uint8_t> r,
@@ -519,7 +930,7 @@ class IpcServer {
         } catch (const ShutdownRequested &goodbye) {
             return set_reply(response, goodbye.response(), IPC_SHUTDOWN);
         } catch (...) {
-            ctx->error = std::current_exception();
+            ctx->fail(std::current_exception());
             return set_reply(response, {}, IPC_SHUTDOWN);
         }
     }
@@ -535,7 +946,7 @@ class IpcServer {
         } catch (const ShutdownRequested &goodbye) {
             return set_reply(response, goodbye.response(), IPC_SHUTDOWN);
         } catch (...) {
-            ctx->error = std::current_exception();
+            ctx->fail(std::current_exception());
             return set_reply(response, {}, IPC_SHUTDOWN);
         }
     }
