@@ -400,6 +400,8 @@ ssize_t ipc_client_call(ipc_client *c, const void *req, size_t len, void *reply,
 
 /* ------------------------------------------------------------ asynchronous */
 
+static void ipc__call_unready(ipc__calls *k, ipc__call *p);
+
 static uint64_t ipc__call_id(const ipc__calls *k, const ipc__call *p)
 {
     return k->base + p->seq;
@@ -421,16 +423,21 @@ int ipc_client_submit(ipc_client *c, const void *req, size_t len, void *reply, s
     p->buf = reply;
     p->max = max;
     p->async = true;
-    /* Counted before it can complete, so wait_any never sees "none". */
+    /* Nobody reaps it (waited) until this returns; counted before it can
+     * complete, so wait_any never sees "none". */
+    p->waited = true;
     pthread_mutex_lock(&k->rx_mu);
     k->async_n++;
     pthread_mutex_unlock(&k->rx_mu);
     int rc = ipc__call_send(c, k, p, req, len, ipc__call_deadline(timeout_ns));
     pthread_mutex_lock(&k->rx_mu);
     if (rc < 0) {
+        if (p->done) /* the connection failed meanwhile: it is on the ready list */
+            ipc__call_unready(k, p);
         k->async_n--;
         free(p);
     } else {
+        p->waited = false;
         *id = ipc__call_id(k, p);
     }
     pthread_mutex_unlock(&k->rx_mu);
@@ -449,9 +456,9 @@ static ipc__call *ipc__call_find(const ipc__calls *k, uint64_t id)
     return NULL;
 }
 
-/* Takes a done async call off the ready list and frees it: its result
- * (rx_mu held). The calls fd stays readable while others are ready. */
-static ssize_t ipc__call_reap(ipc__calls *k, ipc__call *p)
+/* Takes a done async call off the ready list (rx_mu held). The calls fd
+ * stays readable while others are ready. */
+static void ipc__call_unready(ipc__calls *k, ipc__call *p)
 {
     for (ipc__call **q = &k->ready; *q != NULL; q = &(*q)->ready_next)
         if (*q == p) {
@@ -462,6 +469,12 @@ static ssize_t ipc__call_reap(ipc__calls *k, ipc__call *p)
         }
     if (k->ready == NULL && k->done_fd >= 0)
         ipc__eventfd_drain(k->done_fd);
+}
+
+/* Reaps a done async call: its result (rx_mu held). */
+static ssize_t ipc__call_reap(ipc__calls *k, ipc__call *p)
+{
+    ipc__call_unready(k, p);
     ssize_t result = p->result;
     k->async_n--;
     free(p);
