@@ -8,6 +8,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstddef>
 #include <cstring>
 #include <gtest/gtest.h>
@@ -406,6 +409,217 @@ TEST(BbIpc, ShutdownRequestedIsTheSameTypeAsIpcs)
     ShutdownRequested goodbye({ 1, 2 });
     EXPECT_EQ(goodbye.response().size(), 2U);
     EXPECT_STREQ(goodbye.what(), "ipc: shutdown requested");
+}
+
+// ---- beyond the module: the successor's request-id wire and run_reactor()
+
+// A run_reactor() server whose handler hands every request to the test,
+// which answers through the Responder from its own thread.
+class BbReactorTest : public ::testing::TestWithParam<Transport> {
+  protected:
+    std::string name;
+    ipc_testing::ScopedDir dir;
+    std::unique_ptr<IpcServer> server;
+    std::thread server_thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::pair<std::vector<uint8_t>, Responder>> pending;
+
+    bool is_shm() const { return GetParam() == Transport::Shm; }
+
+    void start(Wire wire)
+    {
+        name = is_shm() ? ipc_testing::UniqueName("bbr") : dir.file("bbr.sock");
+        server = is_shm() ? IpcServer::create_mpsc_shm(name, 4, DEFAULT_RING_SIZE,
+                                                       DEFAULT_RING_SIZE, wire)
+                          : IpcServer::create_socket(name, 4, wire);
+        ASSERT_TRUE(server->listen());
+        server_thread = std::thread([this]() {
+            server->run_reactor([this](int, std::span<const uint8_t> request, Responder respond) {
+                std::string req(request.begin(), request.end());
+                if (req == "bye") {
+                    throw ShutdownRequested(std::vector<uint8_t>{ 'o', 'k' });
+                }
+                std::lock_guard<std::mutex> g(mu);
+                pending.emplace_back(std::vector<uint8_t>(request.begin(), request.end()),
+                                     std::move(respond));
+                cv.notify_all();
+            });
+        });
+    }
+
+    // Waits until n requests wait for an answer.
+    bool wait_pending(size_t n)
+    {
+        std::unique_lock<std::mutex> g(mu);
+        return cv.wait_for(g, std::chrono::seconds(30), [&] { return pending.size() >= n; });
+    }
+
+    std::unique_ptr<IpcClient> client(Wire wire)
+    {
+        auto c = is_shm() ? IpcClient::create_mpsc_shm(name, wire) : IpcClient::create_socket(name, wire);
+        EXPECT_TRUE(c->connect());
+        return c;
+    }
+
+    void TearDown() override
+    {
+        if (server_thread.joinable()) {
+            server->request_shutdown();
+            server_thread.join();
+        }
+    }
+};
+
+TEST_P(BbReactorTest, RepliesAnsweredFromAnotherThreadLeaveInTheOrderAnsweredWithTheirIds)
+{
+    start(Wire::Mux);
+    auto c = client(Wire::Mux);
+    for (uint64_t id = 100; id < 110; id++) {
+        std::string m = "req" + std::to_string(id);
+        ASSERT_TRUE(c->send(id, m.data(), m.size(), SECOND_NS));
+    }
+    ASSERT_TRUE(wait_pending(10));
+    std::thread answerer([this]() { // newest first
+        std::lock_guard<std::mutex> g(mu);
+        for (auto it = pending.rbegin(); it != pending.rend(); ++it) {
+            std::vector<uint8_t> reply(it->first);
+            reply.push_back('!');
+            EXPECT_TRUE(it->second(reply));
+            EXPECT_FALSE(it->second(reply)) << "a Responder answers once";
+        }
+    });
+    answerer.join();
+    for (uint64_t want = 109; want >= 100; want--) {
+        uint64_t id = 0;
+        auto reply = c->receive(5 * SECOND_NS, id);
+        ASSERT_NE(reply.data(), nullptr) << c->last_error();
+        EXPECT_EQ(id, want);
+        EXPECT_EQ(std::string(reply.begin(), reply.end()), "req" + std::to_string(want) + "!");
+        c->release(reply.size());
+    }
+}
+
+TEST_P(BbReactorTest, OnTheLegacyWireRepliesKeepEachClientsRequestOrderHoweverAnswered)
+{
+    start(Wire::Legacy);
+    auto c = client(Wire::Legacy);
+    for (int i = 0; i < 3; i++) {
+        std::string m = "L" + std::to_string(i);
+        ASSERT_TRUE(c->send(m.data(), m.size(), SECOND_NS));
+    }
+    // The legacy wire takes one request of a client at a time: answer each
+    // as it comes, the last first being impossible by contract.
+    for (int i = 0; i < 3; i++) {
+        ASSERT_TRUE(wait_pending(1));
+        std::lock_guard<std::mutex> g(mu);
+        std::vector<uint8_t> req = std::move(pending.front().first);
+        Responder respond = std::move(pending.front().second);
+        pending.pop_front();
+        EXPECT_EQ(std::string(req.begin(), req.end()), "L" + std::to_string(i));
+        std::thread([&respond, &req]() { EXPECT_TRUE(respond(req)); }).join();
+    }
+    for (int i = 0; i < 3; i++) {
+        auto reply = c->receive(5 * SECOND_NS);
+        ASSERT_NE(reply.data(), nullptr);
+        EXPECT_EQ(std::string(reply.begin(), reply.end()), "L" + std::to_string(i));
+        c->release(reply.size());
+    }
+}
+
+TEST_P(BbReactorTest, AHandlerThrowingShutdownRequestedAnswersThenRunReactorReturns)
+{
+    start(Wire::Mux);
+    auto c = client(Wire::Mux);
+    ASSERT_TRUE(c->send(7, "bye", 3, SECOND_NS));
+    uint64_t id = 0;
+    auto reply = c->receive(5 * SECOND_NS, id);
+    ASSERT_NE(reply.data(), nullptr);
+    EXPECT_EQ(id, 7U);
+    EXPECT_EQ(std::string(reply.begin(), reply.end()), "ok");
+    c->release(reply.size());
+    server_thread.join();
+}
+
+TEST_P(BbReactorTest, RequestIdCallsOnTheLegacyWireFailWithInvalidArgument)
+{
+    start(Wire::Legacy);
+    auto c = client(Wire::Legacy);
+    EXPECT_FALSE(c->send(1, "x", 1, SECOND_NS));
+    EXPECT_EQ(c->last_error(), -EINVAL);
+    uint64_t id = 0;
+    EXPECT_EQ(c->receive(SECOND_NS, id).data(), nullptr);
+    EXPECT_EQ(c->last_error(), -EINVAL);
+    EXPECT_TRUE(c->send("x", 1, SECOND_NS)) << "the legacy calls still work";
+    EXPECT_EQ(c->last_error(), 0);
+    EXPECT_EQ(server->receive(0, id).data(), nullptr);
+    EXPECT_EQ(server->last_error(), -EINVAL);
+    EXPECT_FALSE(server->send(0, 1, "x", 1));
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports,
+                         BbReactorTest,
+                         ::testing::Values(Transport::Socket, Transport::Shm),
+                         [](const auto& info) { return info.param == Transport::Shm ? "Shm" : "Socket"; });
+
+// A hand-written loop on the request-id wire: receive(client, id) and
+// send(client, id, ...), as the successor's servers do.
+TEST(BbIpcMux, AHandWrittenServerLoopEchoesEachRequestWithItsId)
+{
+    const std::string name = ipc_testing::UniqueName("bbm");
+    auto server = IpcServer::create_mpsc_shm(name, DEFAULT_MAX_CLIENTS, DEFAULT_RING_SIZE,
+                                             DEFAULT_RING_SIZE, Wire::Mux);
+    ASSERT_TRUE(server->listen());
+    std::atomic<bool> stop{ false };
+    std::thread loop([&]() {
+        while (!stop.load()) {
+            int client = server->wait_for_data(10 * 1000 * 1000);
+            if (client < 0) {
+                continue;
+            }
+            uint64_t id = 0;
+            auto req = server->receive(client, id);
+            if (req.data() == nullptr) {
+                continue;
+            }
+            std::vector<uint8_t> copy(req.begin(), req.end());
+            server->release(client, req.size());
+            EXPECT_TRUE(server->send(client, id, copy.data(), copy.size()));
+        }
+    });
+    auto c = IpcClient::create_mpsc_shm(name, Wire::Mux);
+    ASSERT_TRUE(c->connect());
+    for (uint64_t id = 1; id <= 50; id++) {
+        auto msg = make_message(id, static_cast<size_t>(id * 37));
+        ASSERT_TRUE(c->send(id << 20, msg.data(), msg.size(), SECOND_NS));
+        uint64_t got = 0;
+        auto reply = c->receive(5 * SECOND_NS, got);
+        EXPECT_EQ(got, id << 20);
+        EXPECT_TRUE(check_message(reply, id, msg.size()));
+        c->release(reply.size());
+    }
+    stop = true;
+    loop.join();
+}
+
+TEST(BbIpcMux, CreateMpscShmWithOnlyANameTakesDefaultClientsAndRings)
+{
+    const std::string name = ipc_testing::UniqueName("bbd");
+    auto server = IpcServer::create_mpsc_shm(name);
+    ASSERT_TRUE(server->listen());
+    std::thread loop([&]() {
+        server->run([](int, std::span<const uint8_t> r) { return std::vector<uint8_t>(r.begin(), r.end()); });
+    });
+    auto c = IpcClient::create_mpsc_shm(name);
+    ASSERT_TRUE(c->connect());
+    EXPECT_EQ(ipc_client_shm_capacity(c->native().native()), DEFAULT_MAX_CLIENTS);
+    auto big = make_message(9, detail::ring_max_message(detail::ring_for(DEFAULT_RING_SIZE)));
+    ASSERT_TRUE(c->send(big.data(), big.size(), 5 * SECOND_NS));
+    auto reply = c->receive(5 * SECOND_NS);
+    EXPECT_TRUE(check_message(reply, 9, big.size()));
+    c->release(reply.size());
+    server->request_shutdown();
+    loop.join();
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports,
