@@ -90,12 +90,12 @@ inline void put_id(uint8_t *p, uint64_t v) noexcept
 // A received Wire::Mux message split into its id and payload; a null span
 // (last = -EPROTO) for a message too short to hold an id.
 inline std::span<const uint8_t> split_id(std::span<const uint8_t> m, uint64_t &request_id,
-                                         int &last) noexcept
+                                         ::ipc::detail::LastError &last) noexcept
 {
     if (m.data() == nullptr)
         return m;
     if (m.size() < IPC_WIRE_ID_SIZE) {
-        last = -EPROTO;
+        last.set(-EPROTO);
         return {};
     }
     request_id = get_id(m.data());
@@ -157,19 +157,19 @@ class IpcClient {
     // last_error() == -ETIMEDOUT.
     virtual bool connect()
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.connect() || impl_.last_error() == -EISCONN;
     }
     // Beyond the module: connect() within timeout_ns (0: 10 s, as connect()).
     virtual bool connect(uint64_t timeout_ns)
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.connect(timeout_ns) || impl_.last_error() == -EISCONN;
     }
     // timeout_ns == 0 waits without limit.
     virtual bool send(const void *data, size_t len, uint64_t timeout_ns)
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.send(data, len, timeout_ns);
     }
     // The next message in place, valid until release(); data() is null on
@@ -177,20 +177,20 @@ class IpcClient {
     // timeout_ns == 0 waits without limit.
     virtual std::span<const uint8_t> receive(uint64_t timeout_ns)
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.receive(timeout_ns);
     }
     // Consumes the message receive() returned (all of it: the size is not
     // needed here).
     virtual void release(size_t message_size)
     {
-        bad_ = 0;
+        bad_.set(0);
         (void)message_size;
         impl_.release();
     }
     virtual void close()
     {
-        bad_ = 0;
+        bad_.set(0);
         impl_.close();
     }
 
@@ -224,24 +224,24 @@ class IpcClient {
 
     // Beyond the module: the reason of the last failure, and the rest of the
     // library.
-    int last_error() const noexcept { return bad_ != 0 ? bad_ : impl_.last_error(); }
+    int last_error() const noexcept { return bad_.get() != 0 ? bad_.get() : impl_.last_error(); }
     ::ipc::IpcClient &native() noexcept { return impl_; }
 
   private:
     bool mux() noexcept
     {
-        bad_ = 0;
+        bad_.set(0);
         return wire_ == Wire::Mux;
     }
     bool fail(int err) noexcept
     {
-        bad_ = err;
+        bad_.set(err);
         return false;
     }
 
     ::ipc::IpcClient impl_;
     Wire wire_ = Wire::Legacy;
-    int bad_ = 0; // a failure of ours, not the C library's
+    ::ipc::detail::LastError bad_; // a failure of ours, not the C library's
 };
 
 // Answers one request of run_reactor(), once, from any thread. Copyable:
@@ -351,7 +351,7 @@ class IpcServer {
 
     virtual bool listen()
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.listen();
     }
     // Connections are accepted inside wait_for_data(): nothing to do, -1.
@@ -360,7 +360,7 @@ class IpcServer {
     // last_error() tells). timeout_ns == 0 polls.
     virtual int wait_for_data(uint64_t timeout_ns)
     {
-        bad_ = 0;
+        bad_.set(0);
         int id = timeout_ns == 0 ? impl_.try_wait_for_data() : impl_.wait_for_data(timeout_ns);
         return id < 0 ? -1 : id;
     }
@@ -368,24 +368,24 @@ class IpcServer {
     // is null when it has none ready or is gone.
     virtual std::span<const uint8_t> receive(int client_id)
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.receive(client_id);
     }
     // Consumes it (all of it: the size is not needed here).
     virtual void release(int client_id, size_t message_size)
     {
-        bad_ = 0;
+        bad_.set(0);
         (void)message_size;
         impl_.release(client_id);
     }
     virtual bool send(int client_id, const void *data, size_t len)
     {
-        bad_ = 0;
+        bad_.set(0);
         return impl_.send(client_id, data, len);
     }
     virtual void close()
     {
-        bad_ = 0;
+        bad_.set(0);
         impl_.close();
     }
     // Makes run() and wait_for_data() return promptly. Async-signal-safe,
@@ -399,7 +399,7 @@ class IpcServer {
     // the server and propagates (that request gets an empty reply first).
     virtual void run(const Handler &handler)
     {
-        bad_ = 0;
+        bad_.set(0);
         impl_.run(handler, 0);
     }
 
@@ -413,7 +413,7 @@ class IpcServer {
     // stops the server and propagates.
     void run_reactor(const AsyncHandler &handler)
     {
-        bad_ = 0;
+        bad_.set(0);
         impl_.run_zero_copy(
             [&handler](int client_id, std::span<const uint8_t> req, ::ipc::Reply &reply) {
                 ::ipc::Request q = reply.defer();
@@ -461,19 +461,18 @@ class IpcServer {
     }
     Wire wire() const noexcept { return wire_; }
 
-    int last_error() const noexcept { return bad_ != 0 ? bad_ : impl_.last_error(); }
+    int last_error() const noexcept { return bad_.get() != 0 ? bad_.get() : impl_.last_error(); }
     ::ipc::IpcServer &native() noexcept { return impl_; }
 
   private:
     bool mux() noexcept
     {
-        bad_ = wire_ == Wire::Mux ? 0 : -EINVAL;
-        return bad_ == 0;
+        return bad_.set(wire_ == Wire::Mux ? 0 : -EINVAL) == 0;
     }
 
     ::ipc::IpcServer impl_;
     Wire wire_ = Wire::Legacy;
-    int bad_ = 0; // a failure of ours, not the C library's
+    ::ipc::detail::LastError bad_; // a failure of ours, not the C library's
 };
 
 }  // namespace bb::ipc
